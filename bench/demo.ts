@@ -1,0 +1,62 @@
+// `npm run demo`: launches the Node example through warmstart cold, stops it, launches it
+// again (warm, restored from the snapshot), and prints both times to first response.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { measureTtfr, stop } from "./ttfr.js";
+
+const root = fileURLToPath(new URL("../../", import.meta.url));
+const cli = join(root, "dist/src/cli.js");
+const server = join(root, "examples/node-slow-server/server.js");
+const port = 3000 + Math.floor(Math.random() * 1000);
+const cacheDir = mkdtempSync(join(tmpdir(), "warmstart-demo-"));
+const url = `http://127.0.0.1:${port}/`;
+const command = [
+  process.execPath,
+  cli,
+  "run",
+  "--cache-dir",
+  cacheDir,
+  "--ready",
+  `tcp:${port}`,
+  "--",
+  "node",
+  server,
+];
+const env = { ...process.env, PORT: String(port) };
+
+try {
+  process.stdout.write(`warmstart demo: ${server} on port ${port}\n\n`);
+  const cold = await measureTtfr(command, url, { env });
+  process.stdout.write(
+    `cold launch:  first response after ${cold.ttfrMs.toFixed(0)} ms (pid ${cold.body.pid})\n`,
+  );
+  // The checkpoint is taken after readiness, while the app serves: give it time to land.
+  await waitForSnapshot(cacheDir);
+  await stop(cold.child);
+  const warm = await measureTtfr(command, url, { env });
+  process.stdout.write(
+    `warm launch:  first response after ${warm.ttfrMs.toFixed(0)} ms (restored, same state: ${warm.body.fingerprint === cold.body.fingerprint})\n`,
+  );
+  await stop(warm.child);
+  process.stdout.write(
+    `\nwarm / cold = ${(warm.ttfrMs / cold.ttfrMs).toFixed(2)} (${(cold.ttfrMs / warm.ttfrMs).toFixed(1)}x faster)\n`,
+  );
+} finally {
+  rmSync(cacheDir, { recursive: true, force: true });
+}
+
+async function waitForSnapshot(dir: string): Promise<void> {
+  const { readdirSync } = await import("node:fs");
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    try {
+      if (readdirSync(join(dir, "v1")).some((name) => !name.startsWith("."))) return;
+    } catch {
+      // Not created yet.
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error("the cold launch did not produce a snapshot within 60 s (run with -v to see why)");
+}

@@ -1,0 +1,84 @@
+// Time to first response (TTFR): from spawning a command to the first 2xx answer from the
+// app. The measure users choose warmstart for; used by the demo and the benchmarks.
+import { type ChildProcess, spawn } from "node:child_process";
+import { request } from "node:http";
+
+export interface TtfrRun {
+  readonly ttfrMs: number;
+  /** The JSON the app answered with. */
+  readonly body: Record<string, unknown>;
+  /** The spawned process, still running: the caller stops it. */
+  readonly child: ChildProcess;
+  readonly stderr: () => string;
+}
+
+export async function measureTtfr(
+  command: readonly string[],
+  url: string,
+  options: { env?: NodeJS.ProcessEnv; timeoutMs?: number; pollMs?: number } = {},
+): Promise<TtfrRun> {
+  const [file, ...args] = command;
+  if (!file) throw new Error("empty command");
+  const started = performance.now();
+  const child = spawn(file, args, { env: options.env ?? process.env, stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr?.on("data", (chunk) => {
+    stderr += chunk;
+  });
+  const deadline = started + (options.timeoutMs ?? 60_000);
+  while (performance.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(
+        `${command.join(" ")} exited with ${child.exitCode ?? child.signalCode} before answering:\n${stderr}`,
+      );
+    }
+    const body = await tryGet(url);
+    if (body) return { ttfrMs: performance.now() - started, body, child, stderr: () => stderr };
+    await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 2));
+  }
+  child.kill("SIGKILL");
+  throw new Error(
+    `${command.join(" ")} did not answer ${url} within ${options.timeoutMs ?? 60_000} ms:\n${stderr}`,
+  );
+}
+
+/** Stops a measured process and waits for it to be gone. */
+export async function stop(child: ChildProcess, signal: NodeJS.Signals = "SIGTERM"): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const gone = new Promise((resolve) => child.once("exit", resolve));
+  child.kill(signal);
+  const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+  await gone;
+  clearTimeout(timer);
+}
+
+function tryGet(url: string): Promise<Record<string, unknown> | undefined> {
+  return new Promise((resolve) => {
+    // agent: false + Connection: close: a measurement must not leave a connection that a
+    // following checkpoint would have to deal with.
+    const req = request(url, { agent: false, headers: { connection: "close" } }, (res) => {
+      let data = "";
+      res.on("data", (chunk) => {
+        data += chunk;
+      });
+      res.on("end", () => {
+        if (!res.statusCode || res.statusCode < 200 || res.statusCode >= 300) return resolve(undefined);
+        try {
+          resolve(JSON.parse(data) as Record<string, unknown>);
+        } catch {
+          resolve({ raw: data });
+        }
+      });
+    });
+    req.on("error", () => resolve(undefined));
+    req.setTimeout(2000, () => req.destroy());
+    req.end();
+  });
+}
+
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  if (sorted.length === 0) return Number.NaN;
+  return sorted.length % 2 ? (sorted[mid] ?? 0) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
+}

@@ -1,0 +1,56 @@
+import { lstatSync, mkdirSync } from "node:fs";
+import { homedir } from "node:os";
+import { join, resolve } from "node:path";
+
+export type CacheDirOutcome =
+  | { readonly usable: true; readonly dir: string }
+  | { readonly usable: false; readonly dir: string; readonly reason: string };
+
+/** $WARMSTART_CACHE_DIR, else $XDG_CACHE_HOME/warmstart, else ~/.cache/warmstart. */
+export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.WARMSTART_CACHE_DIR) return resolve(env.WARMSTART_CACHE_DIR);
+  if (env.XDG_CACHE_HOME) return join(resolve(env.XDG_CACHE_HOME), "warmstart");
+  return join(homedir(), ".cache", "warmstart");
+}
+
+/**
+ * Why a path may not hold process images, or undefined when it may. Images hold the app's
+ * memory (secrets included) and are executed on restore: a directory another user can
+ * write, or one reached through a symlink, could hand us their process to run.
+ */
+export function describeUnsafePath(
+  path: string,
+  kind: "directory" | "file",
+  // Entries we wrote ourselves are 0700/0600; the cache root may be a shared-readable
+  // directory the user made, as long as nobody else can write it.
+  forbiddenModeBits = 0o022,
+): string | undefined {
+  let stat: ReturnType<typeof lstatSync>;
+  try {
+    stat = lstatSync(path);
+  } catch (error) {
+    return `${path} cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)})`;
+  }
+  if (stat.isSymbolicLink()) return `${path} is a symlink`;
+  if (kind === "directory" && !stat.isDirectory()) return `${path} is not a directory`;
+  if (kind === "file" && !stat.isFile()) return `${path} is not a regular file`;
+  const uid = process.getuid?.() ?? 0;
+  if (stat.uid !== uid) return `${path} is owned by uid ${stat.uid}, not by you (uid ${uid})`;
+  if ((stat.mode & forbiddenModeBits) !== 0) {
+    const what = (stat.mode & 0o022) !== 0 ? "writable" : "readable";
+    return `${path} is ${what} by other users (mode ${(stat.mode & 0o777).toString(8)})`;
+  }
+  return undefined;
+}
+
+/** Creates the cache directory (0700) if needed and checks that it is safe to use. */
+export function openCacheDir(dir: string): CacheDirOutcome {
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (error) {
+    return { usable: false, dir, reason: `cannot create ${dir}: ${(error as Error).message}` };
+  }
+  const unsafe = describeUnsafePath(dir, "directory");
+  if (unsafe) return { usable: false, dir, reason: unsafe };
+  return { usable: true, dir };
+}

@@ -1,0 +1,61 @@
+/**
+ * warmstart's CRIU options, one field per CRIU feature, and the one place they become flags
+ * (the runc pattern: a reader can see every flag CRIU gets and why).
+ */
+
+export interface DumpOptions {
+  readonly pid: number;
+  readonly imagesDir: string;
+  /** File name inside imagesDir. */
+  readonly logFile: string;
+  /** 0-4; 4 gives the context lines that make a failed dump debuggable. */
+  readonly logLevel: number;
+  /** Keep the app serving after the checkpoint: the user never waits on the dump. */
+  readonly leaveRunning: boolean;
+}
+
+export interface RestoreOptions {
+  readonly imagesDir: string;
+  readonly logFile: string;
+  readonly logLevel: number;
+  /** The app's stdio pipes at dump time ("pipe:[INODE]"), index = fd, and the fd of the
+   * restoring process that replaces each one. */
+  readonly inheritFds: readonly { readonly fd: number; readonly resource: string }[];
+  /** Command CRIU execs in its own place once the tree runs; it becomes the app's parent. */
+  readonly execCommand: readonly string[];
+}
+
+export function toDumpFlags(options: DumpOptions): string[] {
+  return [
+    "dump",
+    ...["--tree", String(options.pid)],
+    ...["--images-dir", options.imagesDir],
+    ...["--log-file", options.logFile],
+    `-v${options.logLevel}`,
+    ...(options.leaveRunning ? ["--leave-running"] : []),
+    // A readiness probe or an early client may leave a connection open at dump time; without
+    // this the dump fails ("Connected TCP socket"). Restores close them (--tcp-close).
+    "--tcp-established",
+    // CRIU locks the network with the iptables binary by default, absent on Debian minimal
+    // images; our 4.2 build links libnftables.
+    ...["--network-lock", "nftables"],
+    // Apps holding flock/fcntl locks (pid files, sqlite) are otherwise refused.
+    "--file-locks",
+  ];
+}
+
+export function toRestoreFlags(options: RestoreOptions): string[] {
+  return [
+    "restore",
+    ...["--images-dir", options.imagesDir],
+    ...["--log-file", options.logFile],
+    `-v${options.logLevel}`,
+    // Connections that were open at dump time belong to clients of the first launch.
+    "--tcp-close",
+    ...["--network-lock", "nftables"],
+    "--file-locks",
+    ...options.inheritFds.flatMap(({ fd, resource }) => ["--inherit-fd", `fd[${fd}]:${resource}`]),
+    // Needs a non-detached restore (CRIU refuses --exec-cmd with --restore-detached).
+    ...(options.execCommand.length > 0 ? ["--exec-cmd", "--", ...options.execCommand] : []),
+  ];
+}

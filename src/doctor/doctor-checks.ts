@@ -1,0 +1,217 @@
+import { accessSync, constants, readFileSync } from "node:fs";
+import { release } from "node:os";
+import { delimiter, join } from "node:path";
+import { execa } from "execa";
+import { findCriu } from "../criu/find-criu.js";
+import { runFunctionalProbe } from "./functional-probe.js";
+
+export type CheckStatus = "ok" | "missing" | "broken" | "info";
+
+export interface DoctorCheck {
+  readonly name: string;
+  readonly status: CheckStatus;
+  readonly detail: string;
+  /** What to do when the status is not ok. */
+  readonly fix?: string;
+  /** A launch can be warm only when every required check is ok. */
+  readonly isRequired: boolean;
+}
+
+export interface DoctorReport {
+  readonly checks: readonly DoctorCheck[];
+  readonly canBeWarm: boolean;
+}
+
+const INSTALL_FIX = "run: sudo scripts/install-criu.sh (from the warmstart package)";
+
+/** CRIU features warmstart relies on, as `criu check --feature` names them. */
+const FEATURES: readonly { feature: string; why: string; isRequired: boolean; fix: string }[] = [
+  {
+    feature: "ns_pid",
+    why: "PID namespaces: restores never need the old PID free",
+    isRequired: true,
+    fix: "use a kernel with CONFIG_PID_NS",
+  },
+  {
+    feature: "clone3_set_tid",
+    why: "clone3 with set_tid: restore a task with its old PID",
+    isRequired: true,
+    fix: "use Linux >= 5.5",
+  },
+  {
+    feature: "nftables",
+    why: "network locking without the iptables binary",
+    isRequired: true,
+    fix: "rebuild CRIU with libnftables (scripts/install-criu.sh does)",
+  },
+  {
+    feature: "pidfd_store",
+    why: "pidfd store: safer PID reuse checks",
+    isRequired: false,
+    fix: "use Linux >= 5.4",
+  },
+  {
+    feature: "uffd-noncoop",
+    why: "userfaultfd: lazy restores",
+    isRequired: false,
+    fix: "enable CONFIG_USERFAULTFD",
+  },
+  {
+    feature: "mem_dirty_track",
+    why: "soft-dirty tracking: incremental dumps",
+    isRequired: false,
+    fix: "enable CONFIG_MEM_SOFT_DIRTY (optional)",
+  },
+];
+
+const TOOLS: readonly { tool: string; why: string; isRequired: boolean; fix: string }[] = [
+  { tool: "bash", why: "gives the app real stdio pipes", isRequired: true, fix: "apt-get install bash" },
+  {
+    tool: "unshare",
+    why: "new PID + mount namespace for restores",
+    isRequired: true,
+    fix: "apt-get install util-linux",
+  },
+  {
+    tool: "setpriv",
+    why: "the app dies with warmstart",
+    isRequired: true,
+    fix: "apt-get install util-linux",
+  },
+  {
+    tool: "perl",
+    why: "reaps the restored app and reports its exit code",
+    isRequired: true,
+    fix: "apt-get install perl-base",
+  },
+  {
+    tool: "python3",
+    why: "the `notify` readiness probe (sd_notify socket)",
+    isRequired: false,
+    fix: "apt-get install python3",
+  },
+];
+
+export async function runDoctor(env: NodeJS.ProcessEnv = process.env): Promise<DoctorReport> {
+  const checks: DoctorCheck[] = [];
+  checks.push({ name: "kernel", status: "info", detail: release(), isRequired: false });
+  checks.push(checkPrivileges());
+
+  const criu = await findCriu(env);
+  if (criu.found) {
+    checks.push({
+      name: "criu",
+      status: "ok",
+      detail: `${criu.criu.version.text} at ${criu.criu.path}`,
+      isRequired: true,
+    });
+  } else if (criu.reason === "missing") {
+    checks.push({ name: "criu", status: "missing", detail: "not found", fix: INSTALL_FIX, isRequired: true });
+  } else {
+    const version = criu.reason === "too-old" ? `${criu.version.text} ` : "";
+    checks.push({
+      name: "criu",
+      status: "broken",
+      detail: `${version}at ${criu.path}: warmstart needs CRIU >= 4.2 (3.17 fails on kernels with [vvar_vclock], 4.1 cannot dump TCP sockets on Linux >= 6.16)`,
+      fix: INSTALL_FIX,
+      isRequired: true,
+    });
+  }
+  for (const { tool, why, isRequired, fix } of TOOLS) {
+    const path = findInPath(tool, env);
+    checks.push(
+      path
+        ? { name: tool, status: "ok", detail: path, isRequired }
+        : { name: tool, status: "missing", detail: why, fix, isRequired },
+    );
+  }
+  if (!criu.found) {
+    return finish(checks);
+  }
+  const criuPath = criu.criu.path;
+  const kernelCheck = await execa(criuPath, ["check"], { reject: false, all: true, timeout: 30_000 });
+  checks.push(
+    kernelCheck.exitCode === 0
+      ? { name: "criu check", status: "ok", detail: lastLine(kernelCheck.all), isRequired: true }
+      : {
+          name: "criu check",
+          status: "broken",
+          detail: firstErrorLine(kernelCheck.all),
+          fix: "see `criu check` output; the kernel lacks something CRIU needs",
+          isRequired: true,
+        },
+  );
+  const features = await Promise.all(
+    FEATURES.map(async ({ feature, why, isRequired, fix }): Promise<DoctorCheck> => {
+      const result = await execa(criuPath, ["check", "--feature", feature], {
+        reject: false,
+        all: true,
+        timeout: 30_000,
+      });
+      const isSupported = result.exitCode === 0 && /is supported/.test(result.all ?? "");
+      return isSupported
+        ? { name: `feature ${feature}`, status: "ok", detail: why, isRequired }
+        : { name: `feature ${feature}`, status: "missing", detail: why, fix, isRequired };
+    }),
+  );
+  checks.push(...features);
+  if (checks.every((check) => !check.isRequired || check.status === "ok")) {
+    checks.push(await runFunctionalProbe(env));
+  } else {
+    checks.push({
+      name: "checkpoint/restore probe",
+      status: "missing",
+      detail: "skipped: a required check above failed",
+      fix: "fix the checks above first",
+      isRequired: true,
+    });
+  }
+  return finish(checks);
+}
+
+function finish(checks: DoctorCheck[]): DoctorReport {
+  return { checks, canBeWarm: checks.every((check) => !check.isRequired || check.status === "ok") };
+}
+
+function checkPrivileges(): DoctorCheck {
+  // CRIU needs CAP_SYS_ADMIN and CAP_CHECKPOINT_RESTORE (bits 21 and 40); root has both.
+  const capEff = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync("/proc/self/status", "utf8"))?.[1] ?? "0";
+  const caps = BigInt(`0x${capEff}`);
+  const hasCaps = (caps & (1n << 21n)) !== 0n && (caps & (1n << 40n)) !== 0n;
+  const who = process.getuid?.() === 0 ? "root" : `uid ${process.getuid?.()}`;
+  return hasCaps
+    ? {
+        name: "privileges",
+        status: "ok",
+        detail: `${who} with CAP_SYS_ADMIN and CAP_CHECKPOINT_RESTORE`,
+        isRequired: true,
+      }
+    : {
+        name: "privileges",
+        status: "missing",
+        detail: `${who} lacks CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE`,
+        fix: "run warmstart as root (or grant both capabilities)",
+        isRequired: true,
+      };
+}
+
+function findInPath(tool: string, env: NodeJS.ProcessEnv): string | undefined {
+  for (const dir of (env.PATH ?? "").split(delimiter).filter(Boolean)) {
+    try {
+      accessSync(join(dir, tool), constants.X_OK);
+      return join(dir, tool);
+    } catch {
+      // Keep looking.
+    }
+  }
+  return undefined;
+}
+
+function lastLine(text: string | undefined): string {
+  return (text ?? "").trim().split("\n").at(-1) ?? "";
+}
+
+function firstErrorLine(text: string | undefined): string {
+  const lines = (text ?? "").trim().split("\n");
+  return lines.find((line) => /Error/.test(line)) ?? lines.at(-1) ?? "failed";
+}

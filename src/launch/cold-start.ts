@@ -1,0 +1,62 @@
+import { spawn } from "node:child_process";
+import { WarmstartError } from "../errors.js";
+import {
+  type AppProcess,
+  exitFromStatus,
+  forwardOutput,
+  type OutputSinks,
+  waitForExit,
+} from "./app-process.js";
+import { COLD_WRAPPER } from "./pipe-wrapper.js";
+
+export interface ColdStartOptions {
+  readonly executable: string;
+  readonly args: readonly string[];
+  readonly cwd: string;
+  readonly env: NodeJS.ProcessEnv;
+  readonly sinks: OutputSinks;
+  /** Keep the app running when warmstart dies (--detach). */
+  readonly isDetached: boolean;
+}
+
+/**
+ * Starts the app in its own session (so it is its own session leader, which CRIU needs to
+ * dump it without --shell-job, and so terminal signals reach it only through warmstart),
+ * with stdio on real pipes that warmstart owns.
+ */
+export function startCold(options: ColdStartOptions): Promise<AppProcess> {
+  // setpriv --pdeathsig: if warmstart is killed (even with SIGKILL) the app goes too,
+  // instead of lingering as an orphan nobody supervises.
+  const guard = options.isDetached ? [] : ["setpriv", "--pdeathsig", "KILL", "--"];
+  const child = spawn(
+    "bash",
+    ["-c", COLD_WRAPPER, "warmstart", ...guard, options.executable, ...options.args],
+    {
+      cwd: options.cwd,
+      env: options.env,
+      detached: true,
+      stdio: ["pipe", "pipe", "pipe"],
+    },
+  );
+  return new Promise((resolve, reject) => {
+    child.once("error", (error) =>
+      reject(new WarmstartError("spawn-failed", `Could not start bash to launch the app: ${error.message}`)),
+    );
+    child.once("spawn", () => {
+      const output = forwardOutput(child, options.sinks);
+      const { exited, hasExited } = waitForExit(child, exitFromStatus);
+      // A closed stdin is normal for services; the app must not die of EPIPE on our side.
+      child.stdin?.on("error", () => {});
+      resolve({
+        pid: child.pid ?? -1,
+        ...output,
+        exited,
+        hasExited,
+        stdin: child.stdin,
+        kill: (signal) => {
+          if (!hasExited()) child.kill(signal);
+        },
+      });
+    });
+  });
+}

@@ -1,0 +1,464 @@
+import { mkdirSync, rmSync } from "node:fs";
+import { release } from "node:os";
+import { join } from "node:path";
+import { defaultCacheDir, openCacheDir } from "../cache/cache-dir.js";
+import { EntryStore, type LookupOutcome } from "../cache/entry-store.js";
+import { FileHashIndex } from "../cache/file-hash.js";
+import { type CacheKeyFields, computeCacheKey, hashEnvironment, IMAGE_FORMAT_VERSION } from "../cache/key.js";
+import { summarizeCriuErrors } from "../criu/criu-log.js";
+import { findCriu } from "../criu/find-criu.js";
+import { invalidOption, WarmstartError } from "../errors.js";
+import { createNotifyListener, type NotifyListener } from "../readiness/notify.js";
+import type { OutputLines } from "../readiness/output-lines.js";
+import { describeProbe, type ProbeSpec, parseProbe } from "../readiness/probe-spec.js";
+import { waitUntilReady } from "../readiness/wait-ready.js";
+import type { AppExit, AppProcess, OutputSinks } from "./app-process.js";
+import { type CheckpointOutcome, checkpointApp } from "./checkpoint.js";
+import { startCold } from "./cold-start.js";
+import type { FallbackReason, LaunchEvent, LaunchStep } from "./launch-events.js";
+import { resolveCommand } from "./resolve-command.js";
+import { startWarm } from "./warm-start.js";
+
+export interface LaunchOptions {
+  /** The app's command: executable (PATH is searched) and arguments. */
+  readonly command: readonly string[];
+  /** Readiness probes in CLI syntax (`tcp:3000`, `http://...`, `log:<regex>`, `file:<path>`, `notify`). */
+  readonly ready: readonly string[];
+  readonly readyTimeoutMs?: number;
+  readonly cwd?: string;
+  readonly env?: NodeJS.ProcessEnv;
+  readonly cacheDir?: string;
+  /** Ignore the cache for this launch (still snapshots unless `isSnapshotDisabled`). */
+  readonly isCold?: boolean;
+  /** Never checkpoint this launch. */
+  readonly isSnapshotDisabled?: boolean;
+  /** Start cold and replace the entry. */
+  readonly isRefresh?: boolean;
+  /** Extra environment variable names to leave out of the key. */
+  readonly envIgnore?: readonly string[];
+  readonly sinks?: OutputSinks;
+  readonly onEvent?: (event: LaunchEvent) => void;
+  /** performance.now() at which the launch began, for readyMs (default: now). */
+  readonly startedAtMs?: number;
+  /** Aborting before the app is ready stops it with the abort reason (a signal name) or SIGTERM. */
+  readonly signal?: AbortSignal;
+}
+
+export interface LaunchReport {
+  readonly mode: "cold" | "warm";
+  readonly key: string | null;
+  readonly command: readonly string[];
+  readonly pid: number;
+  readonly readyMs: number;
+  readonly cache: "hit" | "miss" | "bypassed" | "unavailable";
+  readonly fallbackReason: FallbackReason | null;
+  readonly checkpointMs: number | null;
+  readonly imageBytes: number | null;
+  readonly checkpoint: "saved" | "failed" | "skipped" | "lost-race" | null;
+  readonly exitCode: number | null;
+}
+
+/** A launched app, ready. */
+export interface Launch {
+  readonly mode: "cold" | "warm";
+  readonly pid: number;
+  readonly key: string | null;
+  readonly readyMs: number;
+  /** Settles when the cold launch's checkpoint is done (undefined: none was taken). */
+  readonly checkpoint: Promise<CheckpointOutcome | undefined>;
+  readonly exited: Promise<AppExit>;
+  kill(signal: NodeJS.Signals): void;
+  readonly stdin: NodeJS.WritableStream | null;
+  /** The report line; exitCode is filled in once the app has exited. */
+  report(): Promise<LaunchReport>;
+}
+
+interface ResolvedOptions {
+  readonly command: readonly string[];
+  readonly probes: readonly ProbeSpec[];
+  readonly readyTimeoutMs: number;
+  readonly cwd: string;
+  readonly env: NodeJS.ProcessEnv;
+  readonly cacheDir: string;
+  readonly isCold: boolean;
+  readonly isSnapshotDisabled: boolean;
+  readonly isRefresh: boolean;
+  readonly envIgnore: ReadonlySet<string>;
+  readonly sinks: OutputSinks;
+  readonly emit: (event: LaunchEvent) => void;
+  readonly startedAtMs: number;
+  readonly signal: AbortSignal | undefined;
+}
+
+const DEFAULT_READY_TIMEOUT_MS = 60_000;
+
+export function resolveLaunchOptions(options: LaunchOptions): Readonly<ResolvedOptions> {
+  const cwd = options.cwd ?? process.cwd();
+  if (options.ready.length === 0) {
+    throw new WarmstartError("invalid-option", "Expected at least one --ready probe, got none.", {
+      hint: "warmstart checkpoints the app once it is ready: say how to tell, e.g. --ready tcp:3000, --ready http://127.0.0.1:3000/healthz, --ready 'log:listening', --ready file:/tmp/app.ready or --ready notify",
+    });
+  }
+  const readyTimeoutMs = options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
+  if (!Number.isFinite(readyTimeoutMs) || readyTimeoutMs <= 0) {
+    throw invalidOption("--ready-timeout", "a positive number of seconds", readyTimeoutMs / 1000);
+  }
+  return Object.freeze({
+    command: options.command,
+    probes: options.ready.map((text) => parseProbe(text, cwd)),
+    readyTimeoutMs,
+    cwd,
+    env: options.env ?? process.env,
+    cacheDir: options.cacheDir ?? defaultCacheDir(options.env ?? process.env),
+    isCold: options.isCold ?? false,
+    isSnapshotDisabled: options.isSnapshotDisabled ?? false,
+    isRefresh: options.isRefresh ?? false,
+    envIgnore: new Set(options.envIgnore ?? []),
+    sinks: options.sinks ?? { stdout: process.stdout, stderr: process.stderr },
+    emit: options.onEvent ?? (() => {}),
+    startedAtMs: options.startedAtMs ?? performance.now(),
+    signal: options.signal,
+  });
+}
+
+/**
+ * Launches the app: restores its snapshot when a valid one exists, otherwise starts it cold,
+ * waits until it is ready and checkpoints it for next time. Resolves once the app is ready;
+ * throws a WarmstartError when the app itself cannot become ready (it would not have
+ * started without warmstart either). warmstart's own failures never stop the app.
+ */
+export async function launch(options: LaunchOptions): Promise<Launch> {
+  const opts = resolveLaunchOptions(options);
+  const elapsedMs = () => Math.round(performance.now() - opts.startedAtMs);
+  const step = (name: LaunchStep, detail?: string) =>
+    opts.emit({ type: "step", step: name, atMs: elapsedMs(), ...(detail ? { detail } : {}) });
+  let fallbackReason: FallbackReason | null = null;
+  const fallback = (reason: FallbackReason, message: string) => {
+    fallbackReason = reason;
+    opts.emit({ type: "fallback", reason, message });
+  };
+
+  step("resolving");
+  const resolved = resolveCommand(opts.command, opts.cwd, opts.env);
+  const [criuFound, cacheDir] = [await findCriu(opts.env), openCacheDir(opts.cacheDir)];
+  let criuPath: string | undefined;
+  if (criuFound.found) criuPath = criuFound.criu.path;
+  else if (criuFound.reason === "missing") {
+    fallback(
+      "criu-missing",
+      "CRIU was not found, starting without snapshots (run: sudo scripts/install-criu.sh)",
+    );
+  } else {
+    const what =
+      criuFound.reason === "too-old" ? `is version ${criuFound.version.text}` : "does not report a version";
+    fallback(
+      "criu-unusable",
+      `${criuFound.path} ${what}, warmstart needs CRIU >= 4.2 (run: sudo scripts/install-criu.sh)`,
+    );
+  }
+  if (!cacheDir.usable)
+    fallback("cache-dir-refused", `cache directory refused: ${cacheDir.reason}; starting without snapshots`);
+
+  let key: string | null = null;
+  let fields: CacheKeyFields | undefined;
+  let store: EntryStore | undefined;
+  if (criuFound.found && cacheDir.usable) {
+    const hashes = new FileHashIndex(cacheDir.dir);
+    fields = {
+      formatVersion: IMAGE_FORMAT_VERSION,
+      executableSha256: await hashes.hashFile(resolved.executable),
+      executablePath: resolved.executable,
+      args: resolved.args,
+      cwd: opts.cwd,
+      ...hashEnvironment(opts.env, opts.envIgnore),
+      uid: process.getuid?.() ?? 0,
+      gid: process.getgid?.() ?? 0,
+      kernelRelease: release(),
+      criuVersion: criuFound.criu.version.text,
+    };
+    hashes.save();
+    key = computeCacheKey(fields);
+    store = new EntryStore(cacheDir.dir);
+  }
+  const logsDir = join(opts.cacheDir, "logs");
+  const isCacheUsable = criuPath !== undefined && store !== undefined && key !== null;
+  let cache: LaunchReport["cache"] = isCacheUsable ? "miss" : "unavailable";
+
+  // Warm path.
+  if (isCacheUsable && store && key && criuPath && !opts.isCold && !opts.isRefresh) {
+    step("looking-up", key.slice(0, 12));
+    const found: LookupOutcome = await store.lookup(key);
+    if (found.hit) {
+      step("restoring");
+      mkdirSync(logsDir, { recursive: true, mode: 0o700 });
+      const logPath = join(logsDir, `restore-${key.slice(0, 12)}-${process.pid}.log`);
+      const warm = await startWarm({
+        criuPath,
+        entry: found.entry,
+        logPath,
+        sinks: opts.sinks,
+        isDetached: false,
+      });
+      if (warm.restored) {
+        step("checking-ready");
+        const ready = await waitForReadiness(warm.app, opts, recheckableProbes(opts.probes), undefined);
+        if (ready.ready) {
+          rmSync(logPath, { force: true });
+          const readyMs = elapsedMs();
+          opts.emit({ type: "ready", mode: "warm", pid: warm.app.pid, readyMs });
+          step("serving");
+          return toLaunch(
+            { mode: "warm", app: warm.app, key, readyMs, checkpoint: Promise.resolve(undefined) },
+            {
+              command: resolved.command,
+              cache: "hit",
+              fallbackReason: null,
+              imageBytes: found.entry.manifest.imageBytes,
+            },
+          );
+        }
+        warm.app.kill("SIGKILL");
+        await warm.app.exited;
+        fallback(
+          "restored-not-ready",
+          `the restored app did not pass ${ready.detail} after restore; evicted the snapshot, starting cold`,
+        );
+      } else {
+        fallback("restore-failed", describeRestoreFailure(warm.errors, warm.logPath));
+      }
+      store.evict(key);
+    } else if (found.reason === "refused") {
+      // Never delete what we do not own: a refused entry stays for the user to inspect.
+      fallback("entry-refused", `cache entry refused: ${found.detail}; starting cold without a snapshot`);
+    } else if (found.reason === "corrupt") {
+      fallback("entry-corrupt", `cache entry is damaged: ${found.detail}; evicted it, starting cold`);
+      store.evict(key);
+    }
+  } else if (isCacheUsable) {
+    cache = "bypassed";
+  }
+  if (fallbackReason === "entry-refused") cache = "unavailable";
+
+  // Cold path.
+  step("starting-cold");
+  const runtimeDir = join(opts.cacheDir, "run", String(process.pid));
+  const needsNotify = opts.probes.some((probe) => probe.kind === "notify");
+  let notify: NotifyListener | undefined;
+  const env = { ...opts.env };
+  if (needsNotify) {
+    mkdirSync(runtimeDir, { recursive: true, mode: 0o700 });
+    notify = await createNotifyListener(runtimeDir);
+    env.NOTIFY_SOCKET = notify.path;
+  }
+  const app = await startCold({
+    executable: resolved.executable,
+    args: resolved.args,
+    cwd: opts.cwd,
+    env,
+    sinks: opts.sinks,
+    isDetached: false,
+  });
+  const stopOnAbort = () => app.kill(toSignal(opts.signal?.reason));
+  opts.signal?.addEventListener("abort", stopOnAbort, { once: true });
+  step("waiting-ready", `pid ${app.pid}`);
+  const ready = await waitForReadiness(app, opts, opts.probes, notify);
+  if (!ready.ready) {
+    await notify?.close();
+    rmSync(runtimeDir, { recursive: true, force: true });
+    if (ready.reason === "app-exited") {
+      const exit = await app.exited;
+      const lastLines = [...app.stdout.recent, ...app.stderr.recent].slice(-10);
+      throw new WarmstartError(
+        "app-exited",
+        `The app exited with code ${exit.exitCode} before it was ready.`,
+        {
+          hint:
+            lastLines.length > 0
+              ? `its last output lines:\n${lastLines.map((l) => `    ${l}`).join("\n")}`
+              : undefined,
+          details: { exitCode: exit.exitCode, lastLines },
+        },
+      );
+    }
+    app.kill("SIGKILL");
+    await app.exited;
+    throw new WarmstartError(
+      "readiness-timeout",
+      `The app was not ready after ${opts.readyTimeoutMs / 1000} s: ${ready.detail} never passed. It was stopped; no snapshot was taken.`,
+      {
+        hint: "check the probe (port, URL, log pattern) or raise --ready-timeout",
+        details: { pending: ready.detail },
+      },
+    );
+  }
+  opts.signal?.removeEventListener("abort", stopOnAbort);
+  const readyMs = elapsedMs();
+  opts.emit({ type: "ready", mode: "cold", pid: app.pid, readyMs });
+  step("serving");
+
+  let checkpoint: Promise<CheckpointOutcome | undefined> = Promise.resolve(undefined);
+  if (
+    isCacheUsable &&
+    store &&
+    key &&
+    fields &&
+    criuPath &&
+    !opts.isSnapshotDisabled &&
+    fallbackReason !== "entry-refused"
+  ) {
+    const entryStore = store;
+    const snapshotKey = key;
+    const snapshotFields = fields;
+    const criu = criuPath;
+    step("checkpointing");
+    checkpoint = (async () => {
+      // A readiness probe's notify helper must not be in the image's world; close it first.
+      await notify?.close();
+      entryStore.removeAbandoned();
+      if (opts.isRefresh) entryStore.evict(snapshotKey);
+      const outcome = await checkpointApp({
+        criuPath: criu,
+        store: entryStore,
+        logsDir,
+        pid: app.pid,
+        manifest: {
+          formatVersion: IMAGE_FORMAT_VERSION,
+          key: snapshotKey,
+          fields: snapshotFields,
+          command: resolved.command,
+          coldReadyMs: readyMs,
+        },
+      });
+      opts.emit({ type: "checkpoint", outcome });
+      return outcome;
+    })();
+  } else {
+    checkpoint = notify ? notify.close().then(() => undefined) : checkpoint;
+  }
+  void checkpoint.finally(() => rmSync(runtimeDir, { recursive: true, force: true }));
+  return toLaunch(
+    { mode: "cold", app, key, readyMs, checkpoint },
+    {
+      command: resolved.command,
+      cache,
+      fallbackReason,
+      imageBytes: null,
+    },
+  );
+}
+
+function toSignal(reason: unknown): NodeJS.Signals {
+  return typeof reason === "string" && reason.startsWith("SIG") ? (reason as NodeJS.Signals) : "SIGTERM";
+}
+
+type Readiness = { ready: true } | { ready: false; reason: "timeout" | "app-exited"; detail: string };
+
+/** Waits for the probes, giving up early when the app exits. */
+async function waitForReadiness(
+  app: AppProcess,
+  opts: ResolvedOptions,
+  probes: readonly ProbeSpec[],
+  notify: NotifyListener | undefined,
+): Promise<Readiness> {
+  if (probes.length === 0)
+    return app.hasExited() ? { ready: false, reason: "app-exited", detail: "" } : { ready: true };
+  const abort = new AbortController();
+  void app.exited.then(() => abort.abort());
+  const output: OutputLines = mergeOutput(app);
+  const outcome = await waitUntilReady({
+    probes,
+    timeoutMs: opts.readyTimeoutMs,
+    output,
+    ...(notify ? { notify } : {}),
+    signal: abort.signal,
+  });
+  abort.abort();
+  if (outcome.ready)
+    return app.hasExited() ? { ready: false, reason: "app-exited", detail: "" } : { ready: true };
+  if (outcome.reason === "aborted") return { ready: false, reason: "app-exited", detail: "" };
+  return { ready: false, reason: "timeout", detail: outcome.pending.map(describeProbe).join(", ") };
+}
+
+function mergeOutput(app: AppProcess): OutputLines {
+  return {
+    get recent() {
+      return [...app.stdout.recent, ...app.stderr.recent];
+    },
+    onLine(listener) {
+      const offOut = app.stdout.onLine(listener);
+      const offErr = app.stderr.onLine(listener);
+      return () => {
+        offOut();
+        offErr();
+      };
+    },
+  };
+}
+
+/**
+ * After a restore the app is in the state it had when it was ready: the log line it printed
+ * and the READY=1 it sent are in the past. What can be checked again (ports, URLs, files)
+ * is; the rest held at checkpoint time.
+ */
+function recheckableProbes(probes: readonly ProbeSpec[]): ProbeSpec[] {
+  return probes.filter((probe) => probe.kind === "tcp" || probe.kind === "http" || probe.kind === "file");
+}
+
+function describeRestoreFailure(errors: readonly string[], logPath: string): string {
+  const summary = summarizeCriuErrors(errors);
+  const portHint = errors.some((line) => /Address already in use|EADDRINUSE/.test(line))
+    ? " (a port the app listens on is taken by another process: a restored app needs its listening ports free)"
+    : "";
+  return `restore failed: ${summary}${portHint}; evicted the snapshot, starting cold (CRIU log: ${logPath})`;
+}
+
+function toLaunch(
+  launched: {
+    mode: "cold" | "warm";
+    app: AppProcess;
+    key: string | null;
+    readyMs: number;
+    checkpoint: Promise<CheckpointOutcome | undefined>;
+  },
+  extra: Pick<LaunchReport, "command" | "cache" | "fallbackReason" | "imageBytes">,
+): Launch {
+  const { app } = launched;
+  let exitCode: number | null = null;
+  void app.exited.then((exit) => {
+    exitCode = exit.exitCode;
+  });
+  return {
+    mode: launched.mode,
+    pid: app.pid,
+    key: launched.key,
+    readyMs: launched.readyMs,
+    checkpoint: launched.checkpoint,
+    exited: app.exited,
+    stdin: app.stdin,
+    kill: (signal) => app.kill(signal),
+    async report() {
+      const outcome = await launched.checkpoint;
+      return {
+        mode: launched.mode,
+        key: launched.key,
+        command: extra.command,
+        pid: app.pid,
+        readyMs: launched.readyMs,
+        cache: extra.cache,
+        fallbackReason: extra.fallbackReason,
+        checkpointMs: outcome?.checkpointMs ?? null,
+        imageBytes: outcome?.saved ? outcome.entry.manifest.imageBytes : extra.imageBytes,
+        checkpoint: outcome
+          ? outcome.saved
+            ? "saved"
+            : outcome.reason === "lost-race"
+              ? "lost-race"
+              : "failed"
+          : launched.mode === "cold"
+            ? "skipped"
+            : null,
+        exitCode,
+      };
+    },
+  };
+}

@@ -1,0 +1,56 @@
+/**
+ * Why a bash wrapper: CRIU can checkpoint an app whose stdio are pipes (pipe(2)) and hand
+ * a restored app fresh ones with --inherit-fd, but Node's `stdio: "pipe"` makes Unix
+ * socketpairs, whose peer in the launcher makes the dump fail ("External socket is used").
+ * Bash process substitution is the cheapest way to get real pipes (~3 ms): each `>(cat &)`
+ * is a pipe whose far end a backgrounded `cat` relays to our socketpair. The cats are
+ * backgrounded so that they are not children of the app: CRIU dumps the app's whole
+ * process tree and would find our socketpair in them.
+ *
+ * The loop closes every other inherited fd, so nothing of the launcher leaks into the app
+ * (and into its image). `exec` keeps the PID: the app is our direct child.
+ */
+const RELAY_AND_CLOSE = (keep: string) =>
+  `for f in /proc/$$/fd/*; do n=\${f##*/}; case $n in ${keep}) ;; *) eval "exec $n>&-" ;; esac; done`;
+
+/** Cold start: fd 0-2 of the app become pipes relayed to fd 0-2 of the wrapper. */
+export const COLD_WRAPPER = [
+  "exec 0< <(cat <&0 &) 1> >(cat <&0 &) 2> >(cat <&0 >&2 &)",
+  RELAY_AND_CLOSE("0|1|2"),
+  'exec "$@"',
+].join("\n");
+
+/**
+ * Restore: fd 4-6 become pipes relayed to our fd 0-2 and are given to the restored app with
+ * --inherit-fd; CRIU's own stdout and stderr go to fd 3 of the wrapper (the control channel
+ * where the reaper announces the resume and CRIU prints its fatal errors).
+ */
+export const RESTORE_WRAPPER = [
+  "exec 4< <(cat <&0 &) 5> >(cat <&0 &) 6> >(cat <&0 >&2 &) 0</dev/null 1>&3 2>&3",
+  RELAY_AND_CLOSE("0|1|2|4|5|6"),
+  'exec "$@"',
+].join("\n");
+
+/** The fds of the restoring process that replace the app's stdin, stdout, stderr. */
+export const RESTORE_STDIO_FDS = [4, 5, 6] as const;
+
+export const RESUMED_MARKER = "warmstart:resumed";
+
+/**
+ * CRIU execs this in its own place once the restored tree runs (--exec-cmd), so it is PID 1
+ * of the new namespace and the app's parent. CRIU itself would reap the app and exit 0,
+ * losing its exit status; this waits for the app (its PID inside the namespace is the
+ * argument), exits with the app's code (128+n for a signal), and announces the resume on
+ * stdout. Exiting as PID 1 ends whatever else still runs in the namespace. perl-base is
+ * Essential on Debian and starts in ~2 ms.
+ */
+export const REAPER_SCRIPT = [
+  "$| = 1;",
+  "my $app = shift;",
+  `print "${RESUMED_MARKER}\\n";`,
+  "while ((my $pid = wait) > 0) {",
+  "  next unless $pid == $app;",
+  "  exit(($? & 127) ? 128 + ($? & 127) : $? >> 8);",
+  "}",
+  "exit 0;",
+].join(" ");
