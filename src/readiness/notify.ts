@@ -1,0 +1,151 @@
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { rm } from "node:fs/promises";
+import { join } from "node:path";
+import { invalidOption, WarmstartError } from "../errors.js";
+import { NOTIFY_HELPER } from "./notify-helper.js";
+import { LineBuffer } from "./output-lines.js";
+
+/** Receives systemd sd_notify messages (READY=1, STATUS=...) from the app. */
+export interface NotifyListener {
+  /** The socket to give the app as NOTIFY_SOCKET. */
+  readonly path: string;
+  /** Calls `listener` with each later message's KEY=VALUE fields; returns the unsubscribe function. */
+  onMessage(listener: (fields: Record<string, string>) => void): () => void;
+  /** Whether any message so far had READY=1, so a wait that starts late still sees it. */
+  readonly readyReceived: boolean;
+  /** Stops the helper and removes the socket. */
+  close(): Promise<void>;
+}
+
+export interface NotifyListenerOptions {
+  /** The Python interpreter to run the helper with. Default "python3" (found on PATH). */
+  readonly python?: string;
+}
+
+const SOCKET_NAME = "notify.sock";
+/** sun_path holds 108 bytes including the terminating NUL. */
+const MAX_SOCKET_PATH_BYTES = 107;
+
+type HelperLine = { bound: true } | { message: Record<string, string> };
+
+/** Binds `<dir>/notify.sock` through a python3 helper and resolves once the socket exists. */
+export async function createNotifyListener(
+  dir: string,
+  options: NotifyListenerOptions = {},
+): Promise<NotifyListener> {
+  const path = join(dir, SOCKET_NAME);
+  if (Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES) {
+    throw invalidOption(
+      "the notify socket directory",
+      `a path of at most ${MAX_SOCKET_PATH_BYTES - SOCKET_NAME.length - 1} bytes, so that <dir>/${SOCKET_NAME} fits in a unix socket address`,
+      dir,
+    );
+  }
+  const python = options.python ?? defaultPython();
+  // -I -S: the app's PYTHONPATH and site packages are not the helper's business, and
+  // skipping them shortens a startup that the cold launch waits for.
+  const helper = spawn(python, ["-I", "-S", "-u", "-c", NOTIFY_HELPER, path], {
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+  // Only ever ended, never written: a helper that already left must not raise EPIPE here.
+  helper.stdin.on("error", () => {});
+  const stdout = new LineBuffer({ maxRecent: 0 });
+  const stderr = new LineBuffer({ maxRecent: 10 });
+  helper.stdout.on("data", (chunk: Buffer) => stdout.push(chunk));
+  helper.stderr.on("data", (chunk: Buffer) => stderr.push(chunk));
+  let hasExited = false;
+  const exited = new Promise<void>((resolve) =>
+    helper.once("close", () => {
+      hasExited = true;
+      resolve();
+    }),
+  );
+
+  const listeners = new Set<(fields: Record<string, string>) => void>();
+  let readyReceived = false;
+  const isBound = new Promise<void>((resolve, reject) => {
+    helper.once("error", (error: NodeJS.ErrnoException) => reject(toSpawnError(python, error)));
+    void exited.then(() =>
+      reject(
+        new WarmstartError(
+          "spawn-failed",
+          `The sd_notify helper (${python}) exited before it bound ${path}: ${stderr.recent.at(-1) ?? "no output"}`,
+          {
+            hint: `Check that ${dir} exists and is writable.`,
+            details: { python, path, stderr: stderr.recent },
+          },
+        ),
+      ),
+    );
+    stdout.onLine((text) => {
+      const line = parseHelperLine(text);
+      if (line === undefined) return;
+      if ("bound" in line) return resolve();
+      if (line.message.READY === "1") readyReceived = true;
+      for (const listener of [...listeners]) listener(line.message);
+    });
+  });
+  await isBound;
+
+  let closing: Promise<void> | undefined;
+  return {
+    path,
+    onMessage(listener) {
+      const entry = (fields: Record<string, string>) => listener(fields);
+      listeners.add(entry);
+      return () => listeners.delete(entry);
+    },
+    get readyReceived() {
+      return readyReceived;
+    },
+    close() {
+      closing ??= (async () => {
+        listeners.clear();
+        if (!hasExited) {
+          helper.stdin.end();
+          helper.kill("SIGTERM");
+        }
+        await exited;
+        // The helper removes it too, unless it was killed before it could.
+        await rm(path, { force: true });
+      })();
+      return closing;
+    },
+  };
+}
+
+/** /usr/bin/python3 when present: a PATH python may be a version-manager shim (pyenv's
+ * costs ~250 ms per start here) and every cold launch with a notify probe waits for it. */
+function defaultPython(): string {
+  return existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
+}
+
+function toSpawnError(python: string, error: NodeJS.ErrnoException): WarmstartError {
+  return new WarmstartError(
+    "spawn-failed",
+    `Could not start ${python} for the notify readiness probe: ${error.message}`,
+    {
+      hint:
+        error.code === "ENOENT"
+          ? "Install python3 (apt-get install python3): the notify probe uses it to receive sd_notify messages."
+          : `Check that ${python} is an executable Python 3 interpreter.`,
+      cause: error,
+      details: { python },
+    },
+  );
+}
+
+function parseHelperLine(text: string): HelperLine | undefined {
+  try {
+    const value: unknown = JSON.parse(text);
+    if (typeof value !== "object" || value === null) return undefined;
+    if ("bound" in value) return { bound: true };
+    if ("message" in value && typeof value.message === "object" && value.message !== null) {
+      return { message: value.message as Record<string, string> };
+    }
+  } catch {
+    // Not a protocol line (a Python warning would be one); the protocol lines are all JSON.
+  }
+  return undefined;
+}

@@ -1,0 +1,100 @@
+import { resolve } from "node:path";
+import { invalidOption } from "../errors.js";
+
+/** One readiness condition; the app is ready when every probe of a launch has passed once. */
+export type ProbeSpec =
+  | { kind: "tcp"; host: string; port: number }
+  | { kind: "http"; url: string }
+  /** `source` is the regex as the user typed it, for messages (RegExp#source escapes `/`). */
+  | { kind: "log"; pattern: RegExp; source: string }
+  | { kind: "file"; path: string }
+  | { kind: "notify" };
+
+const OPTION = "--ready";
+const ANY_FORM =
+  "a readiness probe: tcp:<port>, tcp:<host>:<port>, http://<url>, https://<url>, log:<regex>, file:<path> or notify";
+const TCP_FORM =
+  "tcp:<port> or tcp:<host>:<port>, with a port from 1 to 65535 and an IPv6 host in brackets (tcp:[::1]:3000)";
+
+/**
+ * An omitted host means "this machine", whichever family the app listens on: "localhost"
+ * may resolve to both ::1 and 127.0.0.1, and the connect tries each (Happy Eyeballs).
+ */
+const DEFAULT_TCP_HOST = "localhost";
+
+/** Parses one `--ready` value; a relative `file:` path is resolved against `cwd` (the app's). */
+export function parseProbe(text: string, cwd: string): ProbeSpec {
+  if (text === "notify") return { kind: "notify" };
+  if (/^https?:\/\//i.test(text)) return parseHttp(text);
+  const colon = text.indexOf(":");
+  const scheme = colon === -1 ? "" : text.slice(0, colon);
+  const rest = text.slice(colon + 1);
+  switch (scheme) {
+    case "tcp":
+      return parseTcp(rest, text);
+    case "log":
+      return parseLog(rest, text);
+    case "file":
+      if (rest === "") throw invalidOption(OPTION, "file:<path> with a non-empty path", text);
+      return { kind: "file", path: resolve(cwd, rest) };
+    default:
+      throw invalidOption(OPTION, ANY_FORM, text);
+  }
+}
+
+/** A short form for messages, in the CLI syntax: `tcp:127.0.0.1:3000`, `log:listening`. */
+export function describeProbe(spec: ProbeSpec): string {
+  switch (spec.kind) {
+    case "tcp":
+      return `tcp:${spec.host.includes(":") ? `[${spec.host}]` : spec.host}:${spec.port}`;
+    case "http":
+      return spec.url;
+    case "log":
+      return `log:${spec.source}`;
+    case "file":
+      return `file:${spec.path}`;
+    case "notify":
+      return "notify";
+  }
+}
+
+function parseTcp(rest: string, text: string): ProbeSpec {
+  const split = /^(?:(?<host>\[[^\]]+\]|[^:[\]]+):)?(?<port>\d+)$/.exec(rest);
+  const port = Number(split?.groups?.port);
+  if (!split || !Number.isInteger(port) || port < 1 || port > 65535)
+    throw invalidOption(OPTION, TCP_FORM, text);
+  const host = split.groups?.host?.replace(/^\[(.*)\]$/, "$1") ?? DEFAULT_TCP_HOST;
+  return { kind: "tcp", host, port };
+}
+
+function parseHttp(text: string): ProbeSpec {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch (error) {
+    throw invalidOption(
+      OPTION,
+      `an http(s) URL such as http://127.0.0.1:3000/health (${messageOf(error)})`,
+      text,
+    );
+  }
+  if (url.hostname === "") throw invalidOption(OPTION, "an http(s) URL with a host", text);
+  return { kind: "http", url: url.href };
+}
+
+function parseLog(source: string, text: string): ProbeSpec {
+  if (source === "") throw invalidOption(OPTION, "log:<regex> with a non-empty regular expression", text);
+  try {
+    return { kind: "log", pattern: new RegExp(source), source };
+  } catch (error) {
+    throw invalidOption(
+      OPTION,
+      `log:<regex> with a valid JavaScript regular expression (${messageOf(error)})`,
+      text,
+    );
+  }
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

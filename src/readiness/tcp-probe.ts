@@ -1,0 +1,38 @@
+import { connect } from "node:net";
+
+/** How long the app gets to close its side before the probe resets the connection. */
+const GRACEFUL_CLOSE_MS = 200;
+
+/**
+ * One connect attempt: true when the port accepted a connection. The socket is closed
+ * as soon as it connects and the promise settles only once it is closed: the app is
+ * checkpointed right after readiness, and CRIU cannot dump an established connection.
+ */
+export function connectOnce(
+  host: string,
+  port: number,
+  timeoutMs: number,
+  signal: AbortSignal,
+): Promise<boolean> {
+  return new Promise((resolve) => {
+    let isConnected = false;
+    const socket = connect({ host, port, timeout: timeoutMs });
+    const stop = () => socket.destroy();
+    signal.addEventListener("abort", stop, { once: true });
+    socket.once("connect", () => {
+      isConnected = true;
+      // Close with a FIN and drain what the app sends: destroying a socket with unread
+      // data sends an RST, which an app without a socket error handler dies of.
+      socket.resume();
+      socket.end();
+      setTimeout(stop, GRACEFUL_CLOSE_MS).unref();
+    });
+    socket.once("timeout", stop);
+    // ECONNREFUSED and the like: the port is not ready yet, which "close" reports.
+    socket.on("error", () => {});
+    socket.once("close", () => {
+      signal.removeEventListener("abort", stop);
+      resolve(isConnected);
+    });
+  });
+}
