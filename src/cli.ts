@@ -202,12 +202,19 @@ function createRenderer(isVerbose: boolean): (event: LaunchEvent) => void {
   };
 }
 
+/** An app that died before it was ready exits warmstart with its own code, as it would alone. */
+function exitCodeFor(error: WarmstartError): number {
+  const appExitCode = error.details.exitCode;
+  if (error.code === "app-exited" && typeof appExitCode === "number" && appExitCode !== 0) return appExitCode;
+  return error.code === "invalid-option" || error.code === "invalid-config" ? 2 : 1;
+}
+
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (error: unknown) => {
     if (error instanceof WarmstartError) {
       process.stderr.write(`warmstart: error: ${error.message}\n`);
-      process.exit(error.code === "invalid-option" || error.code === "invalid-config" ? 2 : 1);
+      process.exit(exitCodeFor(error));
     }
     if (error instanceof Error && "code" in error && String(error.code).startsWith("ERR_PARSE_ARGS")) {
       process.stderr.write(`warmstart: error: ${error.message}\n  hint: see 'warmstart help run'\n`);

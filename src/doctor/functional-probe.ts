@@ -10,7 +10,10 @@ import type { DoctorCheck } from "./doctor-checks.js";
 // A child that listens on a loopback port and keeps writing to its stdout pipe: the two
 // things a restore must bring back (DESIGN.md: a restored pipe without a reader loses logs).
 const PROBE_APP = `
-const server = require("node:net").createServer((s) => s.end("pong " + process.pid + "\\n"));
+const server = require("node:net").createServer((s) => {
+  s.on("error", () => {});
+  s.end("pong " + process.pid + "\\n");
+});
 server.listen(Number(process.env.PROBE_PORT), "127.0.0.1");
 let n = 0;
 setInterval(() => console.log("tick " + ++n), 20);

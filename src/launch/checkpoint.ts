@@ -4,6 +4,7 @@ import { join } from "node:path";
 import type { CacheEntry, EntryStore, Manifest } from "../cache/entry-store.js";
 import { toDumpFlags } from "../criu/criu-flags.js";
 import { readCriuErrors } from "../criu/criu-log.js";
+import { waitForConnectionsClosed } from "./wait-connections-closed.js";
 
 export interface CheckpointOptions {
   readonly criuPath: string;
@@ -52,6 +53,7 @@ export async function checkpointApp(options: CheckpointOptions): Promise<Checkpo
       checkpointMs: elapsed(),
     };
   }
+  await waitForConnectionsClosed(options.pid, 1000);
   const pending = options.store.createPending(options.manifest.key);
   const logPath = join(pending.dir, "dump.log");
   const flags = toDumpFlags({

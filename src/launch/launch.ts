@@ -181,6 +181,8 @@ export async function launch(options: LaunchOptions): Promise<Launch> {
     store = new EntryStore(cacheDir.dir);
   }
   const logsDir = join(opts.cacheDir, "logs");
+  // This launch's private files (restore staging, notify socket); removed when done.
+  const runtimeDir = join(opts.cacheDir, "run", String(process.pid));
   const isCacheUsable = criuPath !== undefined && store !== undefined && key !== null;
   let cache: LaunchReport["cache"] = isCacheUsable ? "miss" : "unavailable";
 
@@ -195,10 +197,12 @@ export async function launch(options: LaunchOptions): Promise<Launch> {
       const warm = await startWarm({
         criuPath,
         entry: found.entry,
+        workDir: runtimeDir,
         logPath,
         sinks: opts.sinks,
         isDetached: false,
       });
+      rmSync(runtimeDir, { recursive: true, force: true });
       if (warm.restored) {
         step("checking-ready");
         const ready = await waitForReadiness(warm.app, opts, recheckableProbes(opts.probes), undefined);
@@ -241,7 +245,6 @@ export async function launch(options: LaunchOptions): Promise<Launch> {
 
   // Cold path.
   step("starting-cold");
-  const runtimeDir = join(opts.cacheDir, "run", String(process.pid));
   const needsNotify = opts.probes.some((probe) => probe.kind === "notify");
   let notify: NotifyListener | undefined;
   const env = { ...opts.env };

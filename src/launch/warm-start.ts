@@ -1,5 +1,6 @@
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { linkSync, mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import type { CacheEntry } from "../cache/entry-store.js";
 import { toRestoreFlags } from "../criu/criu-flags.js";
 import { readCriuErrors } from "../criu/criu-log.js";
@@ -15,6 +16,8 @@ import { REAPER_SCRIPT, RESTORE_STDIO_FDS, RESTORE_WRAPPER, RESUMED_MARKER } fro
 export interface WarmStartOptions {
   readonly criuPath: string;
   readonly entry: CacheEntry;
+  /** A private directory of this launch (0700), same filesystem as the cache. */
+  readonly workDir: string;
   /** Absolute path; kept when the restore fails, so the warning can point at it. */
   readonly logPath: string;
   readonly sinks: OutputSinks;
@@ -40,7 +43,18 @@ export type WarmStartOutcome =
  *   (─ parent of, ⇒ exec)
  */
 export function startWarm(options: WarmStartOptions): Promise<WarmStartOutcome> {
-  const { manifest, imagesDir } = options.entry;
+  const { manifest } = options.entry;
+  let imagesDir: string;
+  try {
+    imagesDir = linkImages(options.entry, options.workDir);
+  } catch (error) {
+    return Promise.resolve({
+      restored: false,
+      reason: "restore-failed",
+      errors: [`could not stage the images: ${(error as Error).message}`],
+      logPath: options.logPath,
+    });
+  }
   const flags = toRestoreFlags({
     imagesDir,
     logFile: options.logPath,
@@ -121,6 +135,19 @@ export function startWarm(options: WarmStartOptions): Promise<WarmStartOutcome> 
     });
     void exited.then(() => void fail());
   });
+}
+
+/**
+ * CRIU writes into the images directory on restore (stats-restore), so it gets a private
+ * directory of hard links to the entry's files: the entry stays exactly as committed,
+ * and concurrent restores of one entry do not share a directory.
+ */
+function linkImages(entry: CacheEntry, workDir: string): string {
+  const dir = join(workDir, "images");
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  for (const name of Object.keys(entry.manifest.files))
+    linkSync(join(entry.imagesDir, name), join(dir, name));
+  return dir;
 }
 
 function readChildren(pid: number): number[] {

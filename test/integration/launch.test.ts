@@ -1,0 +1,277 @@
+// Issue 3's acceptance, with real CRIU on real processes.
+import assert from "node:assert/strict";
+import { readdirSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { findCriu } from "../../src/criu/find-criu.js";
+import {
+  fixture,
+  freePort,
+  getJson,
+  isAlive,
+  listEntries,
+  makeCacheDir,
+  type Report,
+  readReports,
+  stopAllRuns,
+  WarmstartRun,
+  waitForEntry,
+  waitUntil,
+} from "./rig.js";
+
+const cacheDirs: string[] = [];
+function newCache(): { cacheDir: string; reportFile: string } {
+  const cacheDir = makeCacheDir();
+  cacheDirs.push(cacheDir);
+  return { cacheDir, reportFile: join(cacheDir, "reports.jsonl") };
+}
+
+before(async () => {
+  // Integration tests need real CRIU: without it they fail here, loudly, rather than skip.
+  const criu = await findCriu();
+  assert.ok(
+    criu.found,
+    `CRIU >= 4.2 is required for the integration tests (run scripts/install-criu.sh): ${JSON.stringify(criu)}`,
+  );
+});
+after(async () => {
+  await stopAllRuns();
+  for (const dir of cacheDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+function runArgs(
+  cacheDir: string,
+  reportFile: string,
+  ready: string[],
+  command: string[],
+  extra: string[] = [],
+) {
+  return [
+    "run",
+    "-v",
+    "--cache-dir",
+    cacheDir,
+    "--report",
+    reportFile,
+    ...ready.flatMap((r) => ["--ready", r]),
+    ...extra,
+    "--",
+    ...command,
+  ];
+}
+
+function lastReport(reportFile: string): Report {
+  const report = readReports(reportFile).at(-1);
+  assert.ok(report, `no report in ${reportFile}`);
+  return report;
+}
+
+describe("warmstart run", () => {
+  test("second launch restores the state built by the first, from a new host PID, and its output flows", async () => {
+    const { cacheDir, reportFile } = newCache();
+    const port = await freePort();
+    const args = runArgs(cacheDir, reportFile, [`tcp:${port}`], ["node", fixture("ticker-server.cjs")]);
+    const env = { PORT: String(port) };
+
+    const cold = new WarmstartRun(args, env);
+    await cold.waitFor(/ready pid=/);
+    const coldAnswer = await getJson(`http://127.0.0.1:${port}/`);
+    await waitForEntry(cacheDir);
+    await cold.stop();
+    assert.equal(lastReport(reportFile).mode, "cold");
+
+    const warm = new WarmstartRun(args, env);
+    await warm.waitFor(/ready, warm, pid (\d+)/, "stderr");
+    const warmAnswer = await getJson(`http://127.0.0.1:${port}/`);
+    // Same process state: the boot id was drawn at random during the cold start.
+    assert.equal(warmAnswer.bootId, coldAnswer.bootId);
+    assert.equal(warmAnswer.pid, coldAnswer.pid, "inside its namespace the app keeps its PID");
+    // Lines printed after the restore reach warmstart's stdout and stderr.
+    const ticksAtDump = Number(warmAnswer.ticks);
+    await warm.waitFor(new RegExp(`^tick ${ticksAtDump + 2}$`, "m"));
+    await warm.waitFor(new RegExp(`^etick ${ticksAtDump + 2}$`, "m"), "stderr");
+    assert.doesNotMatch(warm.stdout, /ready pid=/, "a restored app does not start again");
+    await warm.stop();
+    const report = lastReport(reportFile);
+    assert.equal(report.mode, "warm");
+    assert.equal(report.fallbackReason, null);
+    assert.notEqual(report.pid, coldAnswer.pid, "the restored app has a new host PID");
+    assert.ok(report.imageBytes && report.imageBytes > 0);
+  });
+
+  test("restores while the snapshotted PID is taken, twice, all instances alive together", async () => {
+    const { cacheDir, reportFile } = newCache();
+    const args = runArgs(cacheDir, reportFile, ["log:^ready pid="], ["node", fixture("ticker-server.cjs")]);
+    const first = new WarmstartRun(args, { PORT: "0" });
+    const [, pidText] = await first.waitFor(/ready pid=(\d+)/);
+    const originalPid = Number(pidText);
+    await waitForEntry(cacheDir);
+    assert.ok(isAlive(originalPid), "the first instance holds the snapshotted PID");
+
+    const second = new WarmstartRun(args, { PORT: "0" });
+    const [, secondPid] = await second.waitFor(/ready, warm, pid (\d+)/, "stderr");
+    const third = new WarmstartRun(args, { PORT: "0" });
+    const [, thirdPid] = await third.waitFor(/ready, warm, pid (\d+)/, "stderr");
+    const pids = [originalPid, Number(secondPid), Number(thirdPid)];
+    assert.equal(new Set(pids).size, 3);
+    // Each restored instance keeps running and printing.
+    await second.waitFor(/tick \d+\n(?:.*\n)*tick \d+/);
+    for (const run of [second, third]) {
+      const before = run.stdout.length;
+      assert.ok(
+        await waitUntil(() => /tick \d+/.test(run.stdout.slice(before)), 5000),
+        "restored instance prints",
+      );
+    }
+    assert.ok(pids.every(isAlive), `all three alive: ${pids}`);
+    for (const run of [first, second, third]) await run.stop();
+    assert.deepEqual(
+      readReports(reportFile)
+        .map((r) => r.mode)
+        .sort(),
+      ["cold", "warm", "warm"],
+    );
+    assert.ok(
+      pids.every((pid) => !isAlive(pid)),
+      "SIGTERM to warmstart stopped every instance",
+    );
+  });
+
+  test("exit codes propagate, cold and warm; SIGTERM stops the app", async () => {
+    const { cacheDir, reportFile } = newCache();
+    const port = await freePort();
+    const args = runArgs(
+      cacheDir,
+      reportFile,
+      [`http://127.0.0.1:${port}/`],
+      ["node", fixture("ticker-server.cjs")],
+    );
+    const env = { PORT: String(port) };
+
+    const cold = new WarmstartRun(args, env);
+    await cold.waitFor(/ready pid=/);
+    await waitForEntry(cacheDir);
+    await getJson(`http://127.0.0.1:${port}/exit/3`).catch(() => undefined);
+    assert.deepEqual(await cold.exited, { code: 3, signal: null });
+
+    const warm = new WarmstartRun(args, env);
+    await warm.waitFor(/ready, warm/, "stderr");
+    await getJson(`http://127.0.0.1:${port}/exit/3`).catch(() => undefined);
+    assert.deepEqual(await warm.exited, { code: 3, signal: null });
+
+    const warmAgain = new WarmstartRun(args, env);
+    await warmAgain.waitFor(/ready, warm, pid (\d+)/, "stderr");
+    const pid = lastPid(warmAgain);
+    // The fixture has no SIGTERM handler: it dies of the signal, so 128 + 15.
+    assert.deepEqual(await warmAgain.stop("SIGTERM"), { code: 143, signal: null });
+    assert.equal(isAlive(pid), false);
+    assert.deepEqual(
+      readReports(reportFile).map((r) => [r.mode, r.exitCode]),
+      [
+        ["cold", 3],
+        ["warm", 3],
+        ["warm", 143],
+      ],
+    );
+  });
+
+  test("a truncated or corrupted image: warning, cold start, new snapshot, request answered", async () => {
+    for (const damage of ["truncate pages", "corrupt metadata"] as const) {
+      const { cacheDir, reportFile } = newCache();
+      const port = await freePort();
+      const args = runArgs(cacheDir, reportFile, [`tcp:${port}`], ["node", fixture("ticker-server.cjs")]);
+      const env = { PORT: String(port) };
+      const cold = new WarmstartRun(args, env);
+      await cold.waitFor(/ready pid=/);
+      const key = await waitForEntry(cacheDir);
+      await cold.stop();
+      const images = join(cacheDir, "v1", key, "images");
+      const files = readdirSync(images);
+      if (damage === "truncate pages") {
+        const pages = files.find((name) => /^pages-\d+\.img$/.test(name));
+        assert.ok(pages);
+        truncateSync(join(images, pages), 4096);
+      } else {
+        const core = files.find((name) => /^core-\d+\.img$/.test(name));
+        assert.ok(core);
+        writeFileSync(join(images, core), "garbage", { flag: "r+" });
+      }
+      const next = new WarmstartRun(args, env);
+      await next.waitFor(/ready pid=/);
+      const answer = await getJson(`http://127.0.0.1:${port}/`);
+      assert.equal(typeof answer.bootId, "string");
+      assert.match(
+        next.stderr,
+        /warning: cache entry is damaged: .*images.*(has \d+ bytes|does not match its sha256)/,
+      );
+      await waitForEntry(cacheDir);
+      await waitUntil(() => /checkpoint saved/.test(next.stderr), 30_000);
+      await next.stop();
+      const report = lastReport(reportFile);
+      assert.equal(report.mode, "cold");
+      assert.equal(report.fallbackReason, "entry-corrupt");
+      assert.equal(report.checkpoint, "saved");
+      assert.deepEqual(listEntries(cacheDir), [key], "a fresh snapshot replaced the damaged one");
+    }
+  });
+
+  test("readiness timeout: the app is stopped, no entry, the message names the probe", async () => {
+    const { cacheDir, reportFile } = newCache();
+    const port = await freePort();
+    const run = new WarmstartRun(
+      runArgs(
+        cacheDir,
+        reportFile,
+        [`tcp:${port}`],
+        ["node", fixture("never-ready.cjs")],
+        ["--ready-timeout", "1.5"],
+      ),
+    );
+    const [, pid] = await run.waitFor(/waiting for readiness \(pid (\d+)\)/, "stderr");
+    const exit = await run.exited;
+    assert.equal(exit.code, 1);
+    assert.match(
+      run.stderr,
+      new RegExp(`error: The app was not ready after 1.5 s: tcp:localhost:${port} never passed`),
+    );
+    assert.equal(isAlive(Number(pid)), false);
+    assert.deepEqual(listEntries(cacheDir), []);
+  });
+
+  test("an app that dies before it is ready: its exit code, its last lines, no entry", async () => {
+    const { cacheDir, reportFile } = newCache();
+    const run = new WarmstartRun(
+      runArgs(cacheDir, reportFile, ["tcp:1"], ["node", fixture("dies-early.cjs")]),
+    );
+    const exit = await run.exited;
+    assert.equal(exit.code, 4);
+    assert.match(run.stderr, /error: The app exited with code 4 before it was ready\./);
+    assert.match(run.stderr, /fatal: config key 'db.url' is missing/);
+    assert.deepEqual(listEntries(cacheDir), []);
+  });
+
+  test("kill -9 of warmstart during the dump leaves no entry a later launch would restore", async () => {
+    const { cacheDir, reportFile } = newCache();
+    const port = await freePort();
+    // A big heap makes the dump take long enough to be killed in the middle of it.
+    const args = runArgs(cacheDir, reportFile, [`tcp:${port}`], ["node", fixture("ticker-server.cjs")]);
+    const env = { PORT: String(port), NODE_OPTIONS: "--max-old-space-size=1024", BALLAST_MB: "150" };
+    const run = new WarmstartRun(args, env);
+    await run.waitFor(/checkpointing/, "stderr");
+    run.child.kill("SIGKILL");
+    await run.exited;
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    assert.deepEqual(listEntries(cacheDir), []);
+    const next = new WarmstartRun(args, { PORT: String(port) });
+    await next.waitFor(/ready pid=/);
+    await next.stop();
+    const report = lastReport(reportFile);
+    assert.equal(report.mode, "cold");
+    assert.equal(report.fallbackReason, null);
+  });
+});
+
+function lastPid(run: WarmstartRun): number {
+  const matches = [...run.stderr.matchAll(/ready, warm, pid (\d+)/g)];
+  return Number(matches.at(-1)?.[1]);
+}

@@ -1,0 +1,167 @@
+// A rig that runs the real CLI on real fixture apps, with real CRIU.
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { request } from "node:http";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
+export const CLI = join(ROOT, "dist/src/cli.js");
+
+export function fixture(name: string): string {
+  return join(ROOT, "test/fixtures", name);
+}
+
+export function makeCacheDir(): string {
+  return mkdtempSync(join(tmpdir(), "warmstart-test-"));
+}
+
+export interface Exit {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+}
+
+const running = new Set<WarmstartRun>();
+
+/** Kills every run still going (for `after` hooks: a failed test must not leak apps). */
+export async function stopAllRuns(): Promise<void> {
+  await Promise.all([...running].map((run) => run.stop("SIGKILL")));
+}
+
+/** One `warmstart` process, its output collected. */
+export class WarmstartRun {
+  readonly child: ChildProcess;
+  stdout = "";
+  stderr = "";
+  readonly exited: Promise<Exit>;
+
+  constructor(args: readonly string[], env: NodeJS.ProcessEnv = {}) {
+    this.child = spawn(process.execPath, [CLI, ...args], {
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    this.child.stdout?.on("data", (chunk) => {
+      this.stdout += chunk;
+    });
+    this.child.stderr?.on("data", (chunk) => {
+      this.stderr += chunk;
+    });
+    running.add(this);
+    this.exited = new Promise((resolve) =>
+      this.child.once("close", (code, signal) => {
+        running.delete(this);
+        resolve({ code, signal });
+      }),
+    );
+  }
+
+  /** Resolves with the first match in the stream (already printed or later). */
+  async waitFor(
+    pattern: RegExp,
+    stream: "stdout" | "stderr" = "stdout",
+    timeoutMs = 30_000,
+  ): Promise<RegExpMatchArray> {
+    let match: RegExpMatchArray | null = null;
+    const isDone = await waitUntil(() => {
+      match = this[stream].match(pattern);
+      return match !== null || this.child.exitCode !== null;
+    }, timeoutMs);
+    if (!isDone || !match) {
+      throw new Error(
+        `no ${pattern} on ${stream} within ${timeoutMs} ms\nstdout:\n${this.stdout}\nstderr:\n${this.stderr}`,
+      );
+    }
+    return match;
+  }
+
+  async stop(signal: NodeJS.Signals = "SIGTERM"): Promise<Exit> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+    return this.exited;
+  }
+}
+
+export async function waitUntil(condition: () => boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (condition()) return true;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return condition();
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
+    });
+  });
+}
+
+export function getJson(url: string): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { agent: false, headers: { connection: "close" } }, (res) => {
+      let data = "";
+      res.on("data", (chunk) => {
+        data += chunk;
+      });
+      res.on("end", () => {
+        try {
+          resolve(JSON.parse(data) as Record<string, unknown>);
+        } catch {
+          reject(new Error(`not JSON from ${url}: ${data}`));
+        }
+      });
+    });
+    req.on("error", reject);
+    req.setTimeout(5000, () => req.destroy(new Error(`timeout on ${url}`)));
+    req.end();
+  });
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    // A zombie still answers kill(0); it is not alive for our purposes.
+    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, "utf8"));
+  } catch {
+    return false;
+  }
+}
+
+/** Committed cache entries (pending and evicted directories excluded). */
+export function listEntries(cacheDir: string): string[] {
+  const root = join(cacheDir, "v1");
+  if (!existsSync(root)) return [];
+  return readdirSync(root).filter((name) => !name.startsWith("."));
+}
+
+export async function waitForEntry(cacheDir: string, timeoutMs = 60_000): Promise<string> {
+  if (!(await waitUntil(() => listEntries(cacheDir).length > 0, timeoutMs))) {
+    throw new Error(`no cache entry in ${cacheDir} after ${timeoutMs} ms`);
+  }
+  return listEntries(cacheDir)[0] ?? "";
+}
+
+export interface Report {
+  readonly mode: "cold" | "warm";
+  readonly key: string | null;
+  readonly pid: number;
+  readonly readyMs: number;
+  readonly fallbackReason: string | null;
+  readonly checkpoint: string | null;
+  readonly exitCode: number | null;
+  readonly imageBytes: number | null;
+}
+
+export function readReports(file: string): Report[] {
+  if (!existsSync(file)) return [];
+  return readFileSync(file, "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as Report);
+}
