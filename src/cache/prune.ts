@@ -1,0 +1,94 @@
+import { readdirSync } from "node:fs";
+import { judgeEntry } from "./entry-list.js";
+import { removeEntry } from "./entry-remove.js";
+import { scanEntries } from "./entry-scan.js";
+import type { EntryStore } from "./entry-store.js";
+import { type CacheLimitOutcome, enforceCacheLimit } from "./eviction.js";
+
+export interface PruneOptions {
+  /** The cap; default: the smaller of 10 GiB and 20% of the free space. */
+  readonly maxBytes?: number;
+}
+
+export interface PrunedEntry {
+  readonly key: string;
+  readonly state: "refused" | "corrupt";
+  /** Why a launch would not use it. */
+  readonly detail: string;
+  readonly sizeBytes: number;
+}
+
+export interface KeptEntry extends PrunedEntry {
+  /** Why prune left it: another user's entry, or a removal that failed. */
+  readonly keptBecause: string;
+}
+
+export interface PruneReport {
+  /** Pending and evicted directories of launches that are gone. */
+  readonly abandoned: readonly string[];
+  readonly removed: readonly PrunedEntry[];
+  readonly kept: readonly KeptEntry[];
+  readonly limit: CacheLimitOutcome;
+}
+
+/**
+ * Removes what no launch will ever use: dumps abandoned mid-way, the user's entries a lookup
+ * refuses or finds damaged; then evicts the least recently used entries over the cap.
+ */
+export async function pruneCache(store: EntryStore, options: PruneOptions = {}): Promise<PruneReport> {
+  const abandoned = removeAbandonedDirs(store);
+  const removed: PrunedEntry[] = [];
+  const kept: KeptEntry[] = [];
+  for (const scanned of scanEntries(store)) {
+    const judged = await judgeEntry(store, scanned);
+    if (!judged || judged.state === "ok") continue;
+    const pruned: PrunedEntry = {
+      key: judged.key,
+      state: judged.state,
+      detail: judged.detail,
+      sizeBytes: judged.sizeBytes,
+    };
+    const outcome = removeEntry(store, judged.key);
+    if (outcome.removed) removed.push(pruned);
+    else if (outcome.reason !== "missing") kept.push({ ...pruned, keptBecause: outcome.detail });
+  }
+  const limit = enforceCacheLimit(
+    store,
+    options.maxBytes === undefined ? {} : { maxBytes: options.maxBytes },
+  );
+  return { abandoned, removed, kept, limit };
+}
+
+const ABANDONABLE = /^\.(?:pending|evicted)-[0-9a-f]+-(\d+)-/;
+
+/**
+ * The store removes them; what it removed is told by what vanished. Only directories whose
+ * launcher was already gone are counted, so a dump committed meanwhile by a live launch
+ * (renamed into place, not removed) is not reported.
+ */
+function removeAbandonedDirs(store: EntryStore): string[] {
+  const before = listNames(store.root).filter((name) => {
+    const pid = ABANDONABLE.exec(name)?.[1];
+    return pid !== undefined && !isProcessAlive(Number(pid));
+  });
+  store.removeAbandoned();
+  const after = new Set(listNames(store.root));
+  return before.filter((name) => !after.has(name));
+}
+
+function listNames(dir: string): string[] {
+  try {
+    return readdirSync(dir).sort();
+  } catch {
+    return [];
+  }
+}
+
+function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}

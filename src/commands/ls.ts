@@ -1,0 +1,84 @@
+import { type ListedEntry, listCacheEntries } from "../cache/entry-list.js";
+import { openStore, parseCommandArgs, rejectPositionals } from "./command-args.js";
+import { formatBytes, formatCommand, formatDuration, renderTable } from "./format.js";
+
+const USAGE = "usage: warmstart ls [--cache-dir <dir>] [--json]";
+
+const HEADER = ["KEY", "COMMAND", "SIZE", "AGE", "LAST USED", "HITS", "COLD MS", "WARM MS"] as const;
+const NUMERIC_COLUMNS = new Set([2, 3, 4, 5, 6, 7]);
+
+/** `warmstart ls`: one line per entry, most recently used first; refused ones are never trusted. */
+export async function runLsCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseCommandArgs(
+    args,
+    {
+      "cache-dir": { type: "string" },
+      json: { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
+    USAGE,
+  );
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  rejectPositionals(positionals, USAGE);
+  const { cacheDir, store } = openStore(values["cache-dir"]);
+  const entries = await listCacheEntries(store);
+  if (values.json) {
+    process.stdout.write(`${JSON.stringify({ cacheDir, entries: entries.map(toJson) }, null, 2)}\n`);
+    return 0;
+  }
+  if (entries.length === 0) {
+    process.stdout.write(`No snapshots in ${cacheDir}.\n`);
+    return 0;
+  }
+  const nowMs = Date.now();
+  const lines = renderTable(
+    HEADER,
+    entries.map((entry) => toRow(entry, nowMs)),
+    NUMERIC_COLUMNS,
+  );
+  process.stdout.write(`${lines.join("\n")}\n`);
+  return 0;
+}
+
+function toRow(entry: ListedEntry, nowMs: number): string[] {
+  const key = entry.key.slice(0, 12);
+  if (entry.state !== "ok") return [key, `${entry.state}: ${entry.detail}`];
+  return [
+    key,
+    formatCommand(entry.manifest.command),
+    formatBytes(entry.sizeBytes),
+    formatDuration(nowMs - Date.parse(entry.manifest.createdAt)),
+    `${formatDuration(nowMs - Date.parse(entry.lastUsedAt))} ago`,
+    String(entry.hits),
+    String(entry.coldReadyMs),
+    entry.warmReadyMs === null ? "-" : String(entry.warmReadyMs),
+  ];
+}
+
+function toJson(entry: ListedEntry): Record<string, unknown> {
+  if (entry.state !== "ok") {
+    return {
+      key: entry.key,
+      state: entry.state,
+      detail: entry.detail,
+      sizeBytes: entry.sizeBytes,
+      ownerUid: entry.ownerUid,
+    };
+  }
+  return {
+    key: entry.key,
+    state: entry.state,
+    command: entry.manifest.command,
+    cwd: entry.manifest.fields.cwd,
+    sizeBytes: entry.sizeBytes,
+    imageBytes: entry.manifest.imageBytes,
+    createdAt: entry.manifest.createdAt,
+    lastUsedAt: entry.lastUsedAt,
+    hits: entry.hits,
+    coldReadyMs: entry.coldReadyMs,
+    warmReadyMs: entry.warmReadyMs,
+  };
+}

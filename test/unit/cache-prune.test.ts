@@ -1,0 +1,107 @@
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { chmodSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import { listEntryKeys, scanEntry } from "../../src/cache/entry-scan.js";
+import { recordHit } from "../../src/cache/entry-stats.js";
+import { pruneCache } from "../../src/cache/prune.js";
+import { commitFakeEntry, fakeKey, makeStore } from "./fake-entries.js";
+
+const cacheDirs: string[] = [];
+after(() => {
+  for (const dir of cacheDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A PID that just exited: nothing owns a directory named after it. */
+function deadPid(): number {
+  const { pid } = spawnSync("true");
+  assert.ok(pid);
+  return pid;
+}
+
+/** V8 words JSON errors differently from one Node version to the next. */
+function jsonErrorOf(text: string): string {
+  try {
+    JSON.parse(text);
+  } catch (error) {
+    return (error as Error).message;
+  }
+  throw new Error(`${text} is valid JSON`);
+}
+
+describe("pruneCache", () => {
+  test("removes abandoned dumps, the user's refused and damaged entries, then the LRU over the cap", async () => {
+    const { cacheDir, store } = makeStore();
+    cacheDirs.push(cacheDir);
+    const old = await commitFakeEntry(store, fakeKey("b1"), { command: ["old"], pagesBytes: 32 * 1024 });
+    recordHit(old.dir, 100, new Date("2025-01-01T00:00:00.000Z"));
+    const fresh = await commitFakeEntry(store, fakeKey("b2"), { command: ["fresh"], pagesBytes: 32 * 1024 });
+    recordHit(fresh.dir, 100, new Date("2025-01-02T00:00:00.000Z"));
+    const exposed = await commitFakeEntry(store, fakeKey("b3"));
+    chmodSync(join(exposed.imagesDir, "core-1.img"), 0o644);
+    const damaged = await commitFakeEntry(store, fakeKey("b4"));
+    writeFileSync(join(damaged.dir, "manifest.json"), "{", { mode: 0o600 });
+    const abandoned = `.pending-${"b5".padEnd(16, "0")}-${deadPid()}-0badf00d`;
+    mkdirSync(join(store.root, abandoned, "images"), { recursive: true });
+    const live = store.createPending(fakeKey("b6"));
+    const exposedBytes = scanEntry(store, exposed.key)?.sizeBytes;
+    const damagedBytes = scanEntry(store, damaged.key)?.sizeBytes;
+    const freshBytes = scanEntry(store, fresh.key)?.sizeBytes ?? 0;
+
+    const report = await pruneCache(store, { maxBytes: freshBytes + 100 });
+
+    assert.deepEqual(report.abandoned, [abandoned]);
+    assert.deepEqual(report.removed, [
+      {
+        key: exposed.key,
+        state: "refused",
+        detail: `${join(exposed.imagesDir, "core-1.img")} is readable by other users (mode 644)`,
+        sizeBytes: exposedBytes,
+      },
+      {
+        key: damaged.key,
+        state: "corrupt",
+        detail: `${join(damaged.dir, "manifest.json")} is not valid JSON (${jsonErrorOf("{")})`,
+        sizeBytes: damagedBytes,
+      },
+    ]);
+    assert.deepEqual(report.kept, []);
+    assert.deepEqual(
+      report.limit.evicted.map((entry) => entry.key),
+      [old.key],
+    );
+    assert.deepEqual(
+      [report.limit.entryCount, report.limit.totalBytes, report.limit.maxBytes],
+      [1, freshBytes, freshBytes + 100],
+    );
+    assert.deepEqual(listEntryKeys(store), [fresh.key]);
+    // This process's own dump in progress is not abandoned.
+    assert.deepEqual(
+      readdirSync(store.root).filter((name) => name.startsWith(".")),
+      [live.dir.split("/").pop()],
+    );
+  });
+
+  test("a clean cache under the cap: nothing to do", async () => {
+    const { cacheDir, store } = makeStore();
+    cacheDirs.push(cacheDir);
+    const entry = await commitFakeEntry(store, fakeKey("b7"));
+    const report = await pruneCache(store, { maxBytes: 1024 ** 3 });
+    assert.deepEqual(
+      { ...report, limit: { ...report.limit } },
+      {
+        abandoned: [],
+        removed: [],
+        kept: [],
+        limit: {
+          maxBytes: 1024 ** 3,
+          evicted: [],
+          entryCount: 1,
+          totalBytes: scanEntry(store, entry.key)?.sizeBytes,
+          foreign: [],
+        },
+      },
+    );
+  });
+});

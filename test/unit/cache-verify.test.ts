@@ -1,0 +1,73 @@
+import assert from "node:assert/strict";
+import { chmodSync, closeSync, openSync, readSync, rmSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import type { EntryStore } from "../../src/cache/entry-store.js";
+import { verifyEntry } from "../../src/cache/entry-verify.js";
+import { commitFakeEntry, fakeKey, makeStore } from "./fake-entries.js";
+
+const cacheDirs: string[] = [];
+after(() => {
+  for (const dir of cacheDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+function newStore(): EntryStore {
+  const { cacheDir, store } = makeStore();
+  cacheDirs.push(cacheDir);
+  return store;
+}
+
+function flipByte(path: string, offset: number): void {
+  const fd = openSync(path, "r+");
+  try {
+    const byte = Buffer.alloc(1);
+    readSync(fd, byte, 0, 1, offset);
+    byte[0] = (byte[0] ?? 0) ^ 0xff;
+    writeSync(fd, byte, 0, 1, offset);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+describe("verifyEntry", () => {
+  test("a sound entry is ok", async () => {
+    const store = newStore();
+    const entry = await commitFakeEntry(store, fakeKey("c0"));
+    const outcome = await verifyEntry(store, entry.key);
+    assert.equal(outcome.state, "ok");
+  });
+
+  test("one flipped byte in a pages file: the lookup misses it, verify does not", async () => {
+    const store = newStore();
+    const entry = await commitFakeEntry(store, fakeKey("c1"), { pagesBytes: 64 * 1024 });
+    const pages = join(entry.imagesDir, "pages-1.img");
+    flipByte(pages, 40_000);
+    // Launches skip hashing pages (too slow for a warm start): that is what verify is for.
+    assert.equal((await store.lookup(entry.key)).hit, true);
+    assert.deepEqual(await verifyEntry(store, entry.key), {
+      state: "corrupt",
+      detail: `${pages} does not match its sha256 in the manifest`,
+    });
+  });
+
+  test("damaged metadata and unsafe modes are reported as the lookup words them", async () => {
+    const store = newStore();
+    const damaged = await commitFakeEntry(store, fakeKey("c2"));
+    flipByte(join(damaged.imagesDir, "core-1.img"), 0);
+    assert.deepEqual(await verifyEntry(store, damaged.key), {
+      state: "corrupt",
+      detail: `${join(damaged.imagesDir, "core-1.img")} does not match its sha256 in the manifest`,
+    });
+    const exposed = await commitFakeEntry(store, fakeKey("c3"));
+    chmodSync(exposed.dir, 0o755);
+    assert.deepEqual(await verifyEntry(store, exposed.key), {
+      state: "refused",
+      detail: `${exposed.dir} is readable by other users (mode 755)`,
+    });
+  });
+
+  test("an entry that is gone is missing", async () => {
+    const store = newStore();
+    assert.deepEqual(await verifyEntry(store, fakeKey("c4")), { state: "missing" });
+  });
+});

@@ -1,0 +1,48 @@
+// Cache entries made of real files through the real EntryStore, without CRIU: the cache
+// code reads manifests, stats and image files, never what is inside the images.
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { EntryStore } from "../../src/cache/entry-store.js";
+import { type CacheKeyFields, IMAGE_FORMAT_VERSION } from "../../src/cache/key.js";
+
+export function makeStore(): { cacheDir: string; store: EntryStore } {
+  const cacheDir = mkdtempSync(join(tmpdir(), "warmstart-unit-"));
+  return { cacheDir, store: new EntryStore(cacheDir) };
+}
+
+export interface FakeEntry {
+  readonly key: string;
+  readonly dir: string;
+  readonly imagesDir: string;
+}
+
+/** A 64-digit key that starts with prefix (the rest zeros), so tests can choose prefixes. */
+export function fakeKey(prefix: string): string {
+  return prefix.padEnd(64, "0");
+}
+
+export async function commitFakeEntry(
+  store: EntryStore,
+  key: string,
+  options: { command?: string[]; cwd?: string; pagesBytes?: number; createdAt?: string } = {},
+): Promise<FakeEntry> {
+  const pending = store.createPending(key);
+  writeFileSync(join(pending.imagesDir, "core-1.img"), "metadata image");
+  writeFileSync(join(pending.imagesDir, "pages-1.img"), Buffer.alloc(options.pagesBytes ?? 4096, 7));
+  const cwd = options.cwd ?? "/srv/app";
+  const entry = await store.commit(pending.dir, {
+    formatVersion: IMAGE_FORMAT_VERSION,
+    key,
+    // Only cwd is read by the code under test; the rest of the key is the launch's business.
+    fields: { formatVersion: IMAGE_FORMAT_VERSION, cwd } as CacheKeyFields,
+    command: options.command ?? ["node", "server.js"],
+    pid: 4242,
+    stdio: ["pipe:[1]", "pipe:[2]", "pipe:[3]"],
+    createdAt: options.createdAt ?? "2025-01-01T00:00:00.000Z",
+    coldReadyMs: 1500,
+    checkpointMs: 300,
+  });
+  if (!entry) throw new Error(`entry ${key} already exists`);
+  return { key, dir: entry.dir, imagesDir: entry.imagesDir };
+}
