@@ -15,7 +15,7 @@ import {
 import { join } from "node:path";
 import { describeUnsafePath } from "./cache-dir.js";
 import { hashFileContent } from "./file-hash.js";
-import { type CacheKeyFields, IMAGE_FORMAT_VERSION } from "./key.js";
+import { type CacheKeyFields, diffKeyFields, IMAGE_FORMAT_VERSION } from "./key.js";
 
 /** What a cache entry says about itself. Written once, when the entry is committed. */
 export interface Manifest {
@@ -169,8 +169,9 @@ export class EntryStore {
     return { dir, imagesDir: join(dir, "images"), manifest: full };
   }
 
-  /** Removes an entry so that no lookup can see half of it: rename away first, then delete. */
-  evict(key: string): void {
+  /** Removes an entry so that no lookup can see half of it: rename away first, then delete.
+   * True when there was an entry to remove. */
+  evict(key: string): boolean {
     const dir = this.entryDir(key);
     const doomed = join(
       this.root,
@@ -179,9 +180,51 @@ export class EntryStore {
     try {
       renameSync(dir, doomed);
     } catch {
-      return;
+      return false;
     }
     rmSync(doomed, { recursive: true, force: true });
+    return true;
+  }
+
+  /**
+   * Why a key missed, against the newest entry for the same executable and directory: "env FOO changed",
+   * "executableSha256 changed"... Read only on a miss, which is a cold start anyway.
+   */
+  explainMiss(fields: CacheKeyFields): string {
+    let newest: Manifest | undefined;
+    for (const name of this.#listKeys()) {
+      try {
+        const manifest = JSON.parse(readFileSync(join(this.root, name, "manifest.json"), "utf8")) as Manifest;
+        // Related = same executable in the same directory; arguments are one of the fields.
+        const isRelated =
+          manifest.fields.executablePath === fields.executablePath && manifest.fields.cwd === fields.cwd;
+        if (isRelated && (!newest || manifest.createdAt > newest.createdAt)) {
+          newest = manifest;
+        }
+      } catch {
+        // Unreadable entries explain nothing.
+      }
+    }
+    if (!newest) return "no snapshot of this command yet";
+    const changes = diffKeyFields(newest.fields, fields);
+    return changes.length > 0 ? changes.join(", ") : "no snapshot with this key";
+  }
+
+  hasEntry(key: string): boolean {
+    try {
+      lstatSync(this.entryDir(key));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  #listKeys(): string[] {
+    try {
+      return readdirSync(this.root).filter((name) => /^[0-9a-f]{64}$/.test(name));
+    } catch {
+      return [];
+    }
   }
 
   discardPending(pendingDir: string): void {

@@ -22,15 +22,21 @@ export class FileHashIndex {
     }
   }
 
-  async hashFile(path: string): Promise<string> {
+  hashFile(path: string): Promise<string> {
+    return this.memoize(path, "sha256", () => hashFileContent(path));
+  }
+
+  /** Any fact derived from a file's bytes (its hash, the version a binary prints), kept
+   * until the file changes. */
+  async memoize(path: string, purpose: string, compute: () => Promise<string>): Promise<string> {
     const stat = statSync(path, { bigint: true });
-    const stamp = `${path}\0${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeNs}:${stat.ctimeNs}`;
+    const stamp = `${purpose}\0${path}\0${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeNs}:${stat.ctimeNs}`;
     const known = this.#entries[stamp];
-    if (known) return known;
-    const digest = await hashFileContent(path);
-    this.#entries[stamp] = digest;
+    if (known !== undefined) return known;
+    const value = await compute();
+    this.#entries[stamp] = value;
     this.#isDirty = true;
-    return digest;
+    return value;
   }
 
   /** Writes the index if it changed (atomically: a torn index would only cost a re-hash). */

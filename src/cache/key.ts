@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { createHash, createHmac } from "node:crypto";
 
 /** Bumped when the layout of an entry or the meaning of a key field changes. */
 export const IMAGE_FORMAT_VERSION = 1;
@@ -53,32 +53,38 @@ export interface CacheKeyFields {
   readonly args: readonly string[];
   /** Relative paths the app opens resolve against it. */
   readonly cwd: string;
-  /** sha256 over the sorted NAME=VALUE pairs that are kept: values never appear in clear. */
-  readonly envSha256: string;
-  /** The names that are kept, so a miss can say which one appeared or vanished. */
-  readonly envNames: readonly string[];
+  /** The declared inputs (--input globs) as given, so a new pattern misses too. */
+  readonly inputPatterns: readonly string[];
+  /** path -> sha256 of each file the inputs match: the app's code, jar, config. For
+   * `node app.js` or `java -jar app.jar` the executable is the runtime; these are the app. */
+  readonly inputs: Readonly<Record<string, string>>;
+  /** NAME -> keyed digest (HMAC with this cache's secret) of each variable that is kept:
+   * a changed value misses and can be named, but values never appear in clear, and the
+   * digests cannot be checked against guesses without the secret. */
+  readonly env: Readonly<Record<string, string>>;
   /** Credentials are restored as dumped; another user's launch must not become this one. */
   readonly uid: number;
   readonly gid: number;
   /** CRIU images depend on kernel ABI details (vDSO layout, struct sizes). */
   readonly kernelRelease: string;
+  /** The restored code may use any CPU feature it detected at startup (AVX-512, ...). */
+  readonly cpuFlagsSha256: string;
   /** The image format belongs to the CRIU that wrote it. */
   readonly criuVersion: string;
 }
 
-export function hashEnvironment(
+export function digestEnvironment(
   env: NodeJS.ProcessEnv,
+  secret: Buffer,
   ignore: ReadonlySet<string> = new Set(),
-): {
-  envSha256: string;
-  envNames: string[];
-} {
-  const names = Object.keys(env)
-    .filter((name) => env[name] !== undefined && !isVolatileEnv(name, ignore))
-    .sort();
-  const hash = createHash("sha256");
-  for (const name of names) hash.update(`${name}=${env[name]}\0`);
-  return { envSha256: hash.digest("hex"), envNames: names };
+): Record<string, string> {
+  const digests: Record<string, string> = {};
+  for (const name of Object.keys(env).sort()) {
+    const value = env[name];
+    if (value === undefined || isVolatileEnv(name, ignore)) continue;
+    digests[name] = createHmac("sha256", secret).update(value).digest("hex").slice(0, 32);
+  }
+  return digests;
 }
 
 /** The key: sha256 of the fields as canonical JSON (keys sorted). */
@@ -95,9 +101,25 @@ function canonicalJson(value: unknown): string {
   return JSON.stringify(value);
 }
 
-/** The field names whose values differ, for "-v: missed because ..." messages. */
-export function diffKeyFields(a: CacheKeyFields, b: CacheKeyFields): (keyof CacheKeyFields)[] {
-  return (Object.keys(a) as (keyof CacheKeyFields)[]).filter(
-    (field) => canonicalJson(a[field]) !== canonicalJson(b[field]),
-  );
+/**
+ * What differs between two keys, in words: field names, and for the maps the entry that
+ * changed ("env FOO changed", "input src/app.js changed").
+ */
+export function diffKeyFields(from: CacheKeyFields, to: CacheKeyFields): string[] {
+  const changes: string[] = [];
+  for (const field of Object.keys(to) as (keyof CacheKeyFields)[]) {
+    if (field === "env" || field === "inputs") {
+      const label = field === "env" ? "env" : "input";
+      const before: Readonly<Record<string, string>> = from[field] ?? {};
+      const after = to[field];
+      for (const name of new Set([...Object.keys(before), ...Object.keys(after)])) {
+        if (!(name in before)) changes.push(`${label} ${name} appeared`);
+        else if (!(name in after)) changes.push(`${label} ${name} is gone`);
+        else if (before[name] !== after[name]) changes.push(`${label} ${name} changed`);
+      }
+    } else if (canonicalJson(from[field]) !== canonicalJson(to[field])) {
+      changes.push(`${field} changed`);
+    }
+  }
+  return changes;
 }

@@ -75,12 +75,23 @@ export function readCriuVersionOutput(path: string): Promise<string> {
   });
 }
 
+/** Remembers a binary's `--version` output until the binary changes (a spawn costs ~20 ms). */
+export interface VersionMemo {
+  memoize(path: string, purpose: string, compute: () => Promise<string>): Promise<string>;
+}
+
 /** Finds the criu binary warmstart will use and checks its version. */
-export async function findCriu(env: NodeJS.ProcessEnv = process.env): Promise<FindCriuOutcome> {
+export async function findCriu(
+  env: NodeJS.ProcessEnv = process.env,
+  memo?: VersionMemo,
+): Promise<FindCriuOutcome> {
   const searched = listCriuCandidates(env);
   const path = searched.find(isExecutableFile);
   if (!path) return { found: false, reason: "missing", searched };
-  const output = await readCriuVersionOutput(path);
+  const read = () => readCriuVersionOutput(path);
+  // An output without a version is not remembered: it may be a transient failure.
+  let output = memo ? await memo.memoize(path, "criu-version", read) : await read();
+  if (memo && !parseCriuVersion(output)) output = await read();
   const version = parseCriuVersion(output);
   if (!version) return { found: false, reason: "no-version", path, output: output.trim() };
   if (!isCriuVersionSupported(version)) return { found: false, reason: "too-old", path, version };

@@ -1,6 +1,7 @@
 import { execFile } from "node:child_process";
 import { copyFileSync, mkdirSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
+import { tryAcquireDumpLock } from "../cache/dump-lock.js";
 import type { CacheEntry, EntryStore, Manifest } from "../cache/entry-store.js";
 import { toDumpFlags } from "../criu/criu-flags.js";
 import { readCriuErrors } from "../criu/criu-log.js";
@@ -8,6 +9,8 @@ import { waitForConnectionsClosed } from "./wait-connections-closed.js";
 
 export interface CheckpointOptions {
   readonly criuPath: string;
+  /** Runs CRIU inside the app's network namespace (a prewarm's private one). */
+  readonly criuPrefix: readonly string[];
   readonly store: EntryStore;
   readonly logsDir: string;
   readonly pid: number;
@@ -53,6 +56,23 @@ export async function checkpointApp(options: CheckpointOptions): Promise<Checkpo
       checkpointMs: elapsed(),
     };
   }
+  const lock = tryAcquireDumpLock(options.store.root, options.manifest.key);
+  if (!lock) return { saved: false, reason: "lost-race", checkpointMs: elapsed() };
+  try {
+    // Another launch of the same key may have committed while this one was starting.
+    if (options.store.hasEntry(options.manifest.key))
+      return { saved: false, reason: "lost-race", checkpointMs: elapsed() };
+    return await dumpAndCommit(options, stdio, elapsed);
+  } finally {
+    lock.release();
+  }
+}
+
+async function dumpAndCommit(
+  options: CheckpointOptions,
+  stdio: string[],
+  elapsed: () => number,
+): Promise<CheckpointOutcome> {
   await waitForConnectionsClosed(options.pid, 1000);
   const pending = options.store.createPending(options.manifest.key);
   const logPath = join(pending.dir, "dump.log");
@@ -64,7 +84,8 @@ export async function checkpointApp(options: CheckpointOptions): Promise<Checkpo
     leaveRunning: true,
   });
   const failure = await new Promise<string | undefined>((resolve) => {
-    execFile(options.criuPath, flags, { timeout: 120_000 }, (error, _stdout, stderr) =>
+    const [file, ...args] = [...options.criuPrefix, options.criuPath, ...flags];
+    execFile(file ?? options.criuPath, args, { timeout: 120_000 }, (error, _stdout, stderr) =>
       resolve(error ? `${stderr}`.trim() || error.message : undefined),
     );
   });

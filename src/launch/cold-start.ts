@@ -35,7 +35,8 @@ export function startCold(options: ColdStartOptions): Promise<AppProcess> {
       cwd: options.cwd,
       env: options.env,
       detached: true,
-      stdio: ["pipe", "pipe", "pipe"],
+      // Detached, the relays write straight to our stdout/stderr, which outlive warmstart.
+      stdio: options.isDetached ? ["ignore", "inherit", "inherit"] : ["pipe", "pipe", "pipe"],
     },
   );
   return new Promise((resolve, reject) => {

@@ -1,10 +1,12 @@
 import { mkdirSync, rmSync } from "node:fs";
-import { release } from "node:os";
 import { join } from "node:path";
 import { defaultCacheDir, openCacheDir } from "../cache/cache-dir.js";
-import { EntryStore, type LookupOutcome } from "../cache/entry-store.js";
+import { recordHit } from "../cache/entry-stats.js";
+import { EntryStore, type LookupOutcome, type Manifest } from "../cache/entry-store.js";
+import { dropOlderEntriesOfCommand, enforceCacheLimit } from "../cache/eviction.js";
 import { FileHashIndex } from "../cache/file-hash.js";
-import { type CacheKeyFields, computeCacheKey, hashEnvironment, IMAGE_FORMAT_VERSION } from "../cache/key.js";
+import { type CacheKeyFields, computeCacheKey, IMAGE_FORMAT_VERSION } from "../cache/key.js";
+import { collectKeyFields } from "../cache/key-fields.js";
 import { summarizeCriuErrors } from "../criu/criu-log.js";
 import { findCriu } from "../criu/find-criu.js";
 import { invalidOption, WarmstartError } from "../errors.js";
@@ -16,6 +18,12 @@ import type { AppExit, AppProcess, OutputSinks } from "./app-process.js";
 import { type CheckpointOutcome, checkpointApp } from "./checkpoint.js";
 import { startCold } from "./cold-start.js";
 import type { FallbackReason, LaunchEvent, LaunchStep } from "./launch-events.js";
+import {
+  enterNetworkOf,
+  isNetworkProbe,
+  isolateNetwork,
+  waitForNetworkProbesInside,
+} from "./private-network.js";
 import { resolveCommand } from "./resolve-command.js";
 import { startWarm } from "./warm-start.js";
 
@@ -36,10 +44,18 @@ export interface LaunchOptions {
   readonly isRefresh?: boolean;
   /** Extra environment variable names to leave out of the key. */
   readonly envIgnore?: readonly string[];
+  /** Globs of the files the app is made of (its code, jar, config): part of the key. */
+  readonly inputs?: readonly string[];
+  /** Cap on the cache's size; default: 10 GiB or 20% of the free space, whichever is smaller. */
+  readonly maxCacheBytes?: number;
   readonly sinks?: OutputSinks;
   readonly onEvent?: (event: LaunchEvent) => void;
   /** performance.now() at which the launch began, for readyMs (default: now). */
   readonly startedAtMs?: number;
+  /** Leave the app running when warmstart exits; its output goes straight to our stdout/stderr. */
+  readonly isDetached?: boolean;
+  /** Start cold in a private network namespace (prewarm beside a running instance). */
+  readonly isNetworkIsolated?: boolean;
   /** Aborting before the app is ready stops it with the abort reason (a signal name) or SIGTERM. */
   readonly signal?: AbortSignal;
 }
@@ -83,7 +99,11 @@ interface ResolvedOptions {
   readonly isCold: boolean;
   readonly isSnapshotDisabled: boolean;
   readonly isRefresh: boolean;
+  readonly isDetached: boolean;
+  readonly isNetworkIsolated: boolean;
   readonly envIgnore: ReadonlySet<string>;
+  readonly inputs: readonly string[];
+  readonly maxCacheBytes: number | undefined;
   readonly sinks: OutputSinks;
   readonly emit: (event: LaunchEvent) => void;
   readonly startedAtMs: number;
@@ -103,9 +123,15 @@ export function resolveLaunchOptions(options: LaunchOptions): Readonly<ResolvedO
   if (!Number.isFinite(readyTimeoutMs) || readyTimeoutMs <= 0) {
     throw invalidOption("--ready-timeout", "a positive number of seconds", readyTimeoutMs / 1000);
   }
+  const probes = options.ready.map((text) => parseProbe(text, cwd));
+  if (options.isDetached && probes.some((probe) => probe.kind === "log")) {
+    throw new WarmstartError("invalid-option", "A log: probe cannot be used with --detach.", {
+      hint: "a detached app writes straight to the terminal or file, where warmstart cannot read it; use tcp:, http:, file: or notify",
+    });
+  }
   return Object.freeze({
     command: options.command,
-    probes: options.ready.map((text) => parseProbe(text, cwd)),
+    probes,
     readyTimeoutMs,
     cwd,
     env: options.env ?? process.env,
@@ -113,7 +139,11 @@ export function resolveLaunchOptions(options: LaunchOptions): Readonly<ResolvedO
     isCold: options.isCold ?? false,
     isSnapshotDisabled: options.isSnapshotDisabled ?? false,
     isRefresh: options.isRefresh ?? false,
+    isDetached: options.isDetached ?? false,
+    isNetworkIsolated: options.isNetworkIsolated ?? false,
     envIgnore: new Set(options.envIgnore ?? []),
+    inputs: options.inputs ?? [],
+    maxCacheBytes: options.maxCacheBytes,
     sinks: options.sinks ?? { stdout: process.stdout, stderr: process.stderr },
     emit: options.onEvent ?? (() => {}),
     startedAtMs: options.startedAtMs ?? performance.now(),
@@ -140,7 +170,9 @@ export async function launch(options: LaunchOptions): Promise<Launch> {
 
   step("resolving");
   const resolved = resolveCommand(opts.command, opts.cwd, opts.env);
-  const [criuFound, cacheDir] = [await findCriu(opts.env), openCacheDir(opts.cacheDir)];
+  const cacheDir = openCacheDir(opts.cacheDir);
+  const hashes = cacheDir.usable ? new FileHashIndex(cacheDir.dir) : undefined;
+  const criuFound = await findCriu(opts.env, hashes);
   let criuPath: string | undefined;
   if (criuFound.found) criuPath = criuFound.criu.path;
   else if (criuFound.reason === "missing") {
@@ -162,23 +194,30 @@ export async function launch(options: LaunchOptions): Promise<Launch> {
   let key: string | null = null;
   let fields: CacheKeyFields | undefined;
   let store: EntryStore | undefined;
-  if (criuFound.found && cacheDir.usable) {
-    const hashes = new FileHashIndex(cacheDir.dir);
-    fields = {
-      formatVersion: IMAGE_FORMAT_VERSION,
-      executableSha256: await hashes.hashFile(resolved.executable),
-      executablePath: resolved.executable,
-      args: resolved.args,
-      cwd: opts.cwd,
-      ...hashEnvironment(opts.env, opts.envIgnore),
-      uid: process.getuid?.() ?? 0,
-      gid: process.getgid?.() ?? 0,
-      kernelRelease: release(),
-      criuVersion: criuFound.criu.version.text,
-    };
-    hashes.save();
-    key = computeCacheKey(fields);
-    store = new EntryStore(cacheDir.dir);
+  if (criuFound.found && cacheDir.usable && hashes) {
+    try {
+      fields = await collectKeyFields(
+        {
+          executable: resolved.executable,
+          args: resolved.args,
+          cwd: opts.cwd,
+          env: opts.env,
+          envIgnore: opts.envIgnore,
+          inputPatterns: opts.inputs,
+          criuVersion: criuFound.criu.version.text,
+        },
+        cacheDir.dir,
+        hashes,
+      );
+      hashes.save();
+      key = computeCacheKey(fields);
+      store = new EntryStore(cacheDir.dir);
+    } catch (error) {
+      fallback(
+        "cache-dir-refused",
+        `cannot compute the cache key: ${(error as Error).message}; starting without snapshots`,
+      );
+    }
   }
   const logsDir = join(opts.cacheDir, "logs");
   // This launch's private files (restore staging, notify socket); removed when done.
@@ -200,7 +239,7 @@ export async function launch(options: LaunchOptions): Promise<Launch> {
         workDir: runtimeDir,
         logPath,
         sinks: opts.sinks,
-        isDetached: false,
+        isDetached: opts.isDetached,
       });
       rmSync(runtimeDir, { recursive: true, force: true });
       if (warm.restored) {
@@ -209,6 +248,7 @@ export async function launch(options: LaunchOptions): Promise<Launch> {
         if (ready.ready) {
           rmSync(logPath, { force: true });
           const readyMs = elapsedMs();
+          recordHit(found.entry.dir, readyMs);
           opts.emit({ type: "ready", mode: "warm", pid: warm.app.pid, readyMs });
           step("serving");
           return toLaunch(
@@ -231,6 +271,8 @@ export async function launch(options: LaunchOptions): Promise<Launch> {
         fallback("restore-failed", describeRestoreFailure(warm.errors, warm.logPath));
       }
       store.evict(key);
+    } else if (found.reason === "missing" && fields) {
+      step("looking-up", `miss: ${store.explainMiss(fields)}`);
     } else if (found.reason === "refused") {
       // Never delete what we do not own: a refused entry stays for the user to inspect.
       fallback("entry-refused", `cache entry refused: ${found.detail}; starting cold without a snapshot`);
@@ -253,13 +295,16 @@ export async function launch(options: LaunchOptions): Promise<Launch> {
     notify = await createNotifyListener(runtimeDir);
     env.NOTIFY_SOCKET = notify.path;
   }
+  const [executable, ...args] = opts.isNetworkIsolated
+    ? isolateNetwork([resolved.executable, ...resolved.args])
+    : [resolved.executable, ...resolved.args];
   const app = await startCold({
-    executable: resolved.executable,
-    args: resolved.args,
+    executable: executable ?? resolved.executable,
+    args,
     cwd: opts.cwd,
     env,
     sinks: opts.sinks,
-    isDetached: false,
+    isDetached: opts.isDetached,
   });
   const stopOnAbort = () => app.kill(toSignal(opts.signal?.reason));
   opts.signal?.addEventListener("abort", stopOnAbort, { once: true });
@@ -321,6 +366,7 @@ export async function launch(options: LaunchOptions): Promise<Launch> {
       if (opts.isRefresh) entryStore.evict(snapshotKey);
       const outcome = await checkpointApp({
         criuPath: criu,
+        criuPrefix: opts.isNetworkIsolated ? enterNetworkOf(app.pid) : [],
         store: entryStore,
         logsDir,
         pid: app.pid,
@@ -333,6 +379,7 @@ export async function launch(options: LaunchOptions): Promise<Launch> {
         },
       });
       opts.emit({ type: "checkpoint", outcome });
+      if (outcome.saved) trimCache(entryStore, outcome.entry.manifest, opts.maxCacheBytes);
       return outcome;
     })();
   } else {
@@ -348,6 +395,17 @@ export async function launch(options: LaunchOptions): Promise<Launch> {
       imageBytes: null,
     },
   );
+}
+
+/** After a new entry lands: older versions of the same launch go, then the size cap holds.
+ * Housekeeping must never fail a launch. */
+function trimCache(store: EntryStore, manifest: Manifest, maxBytes: number | undefined): void {
+  try {
+    dropOlderEntriesOfCommand(store, manifest);
+    enforceCacheLimit(store, { keep: manifest.key, ...(maxBytes !== undefined ? { maxBytes } : {}) });
+  } catch {
+    // A full or unreadable filesystem: the next commit tries again.
+  }
 }
 
 function toSignal(reason: unknown): NodeJS.Signals {
@@ -368,14 +426,23 @@ async function waitForReadiness(
   const abort = new AbortController();
   void app.exited.then(() => abort.abort());
   const output: OutputLines = mergeOutput(app);
-  const outcome = await waitUntilReady({
-    probes,
-    timeoutMs: opts.readyTimeoutMs,
-    output,
-    ...(notify ? { notify } : {}),
-    signal: abort.signal,
-  });
+  const inside = opts.isNetworkIsolated ? probes.filter(isNetworkProbe) : [];
+  const [outcome, isInsideReady] = await Promise.all([
+    waitUntilReady({
+      probes: probes.filter((probe) => !inside.includes(probe)),
+      timeoutMs: opts.readyTimeoutMs,
+      output,
+      ...(notify ? { notify } : {}),
+      signal: abort.signal,
+    }),
+    inside.length > 0
+      ? waitForNetworkProbesInside(app.pid, inside, opts.readyTimeoutMs, abort.signal)
+      : Promise.resolve(true),
+  ]);
   abort.abort();
+  if (!isInsideReady && !app.hasExited()) {
+    return { ready: false, reason: "timeout", detail: inside.map(describeProbe).join(", ") };
+  }
   if (outcome.ready)
     return app.hasExited() ? { ready: false, reason: "app-exited", detail: "" } : { ready: true };
   if (outcome.reason === "aborted") return { ready: false, reason: "app-exited", detail: "" };

@@ -78,7 +78,7 @@ export function startWarm(options: WarmStartOptions): Promise<WarmStartOutcome> 
     ["-c", RESTORE_WRAPPER, "warmstart", ...guard, ...unshare, options.criuPath, ...flags],
     {
       detached: true,
-      stdio: ["pipe", "pipe", "pipe", "pipe"],
+      stdio: options.isDetached ? ["ignore", "inherit", "inherit", "pipe"] : ["pipe", "pipe", "pipe", "pipe"],
     },
   );
   child.stdin?.on("error", () => {});

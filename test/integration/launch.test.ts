@@ -1,10 +1,12 @@
 // Issue 3's acceptance, with real CRIU on real processes.
 import assert from "node:assert/strict";
-import { readdirSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { closeSync, openSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { findCriu } from "../../src/criu/find-criu.js";
 import {
+  CLI,
   fixture,
   freePort,
   getJson,
@@ -268,6 +270,82 @@ describe("warmstart run", () => {
     const report = lastReport(reportFile);
     assert.equal(report.mode, "cold");
     assert.equal(report.fallbackReason, null);
+  });
+});
+
+describe("warmstart run: lifetime", () => {
+  test("kill -9 of warmstart takes the app with it, cold and warm", async () => {
+    const { cacheDir, reportFile } = newCache();
+    const args = runArgs(cacheDir, reportFile, ["log:^ready pid="], ["node", fixture("ticker-server.cjs")]);
+    const cold = new WarmstartRun(args, { PORT: "0" });
+    const [, coldPid] = await cold.waitFor(/ready, cold, pid (\d+)/, "stderr");
+    await waitForEntry(cacheDir);
+    cold.child.kill("SIGKILL");
+    await cold.exited;
+    assert.ok(
+      await waitUntil(() => !isAlive(Number(coldPid)), 5000),
+      "the cold app did not outlive warmstart",
+    );
+
+    const warm = new WarmstartRun(args, { PORT: "0" });
+    const [, warmPid] = await warm.waitFor(/ready, warm, pid (\d+)/, "stderr");
+    warm.child.kill("SIGKILL");
+    await warm.exited;
+    assert.ok(
+      await waitUntil(() => !isAlive(Number(warmPid)), 5000),
+      "the restored app did not outlive warmstart",
+    );
+  });
+
+  test("--detach returns once ready and snapshotted; the app keeps running and printing", async () => {
+    const { cacheDir, reportFile } = newCache();
+    const port = await freePort();
+    const outFile = join(cacheDir, "detached.out");
+    const detached = async () => {
+      const out = openSync(outFile, "a");
+      const child = spawn(
+        process.execPath,
+        [
+          CLI,
+          ...runArgs(
+            cacheDir,
+            reportFile,
+            [`tcp:${port}`],
+            ["node", fixture("ticker-server.cjs")],
+            ["--detach"],
+          ),
+        ],
+        {
+          env: { ...process.env, PORT: String(port) },
+          stdio: ["ignore", out, out],
+        },
+      );
+      const code = await new Promise((resolve) => child.once("exit", resolve));
+      closeSync(out);
+      assert.equal(code, 0);
+      return lastReport(reportFile);
+    };
+    const cold = await detached();
+    assert.equal(cold.mode, "cold");
+    assert.equal(cold.checkpoint, "saved", "a detached cold launch waits for its snapshot");
+    assert.ok(isAlive(cold.pid));
+    const ticksBefore = (readFileSync(outFile, "utf8").match(/^tick/gm) ?? []).length;
+    assert.ok(
+      await waitUntil(
+        () => (readFileSync(outFile, "utf8").match(/^tick/gm) ?? []).length > ticksBefore + 2,
+        5000,
+      ),
+    );
+    process.kill(cold.pid, "SIGKILL");
+    await waitUntil(() => !isAlive(cold.pid), 5000);
+
+    const warm = await detached();
+    assert.equal(warm.mode, "warm");
+    assert.ok(isAlive(warm.pid));
+    const answer = await getJson(`http://127.0.0.1:${port}/`);
+    assert.equal(typeof answer.bootId, "string");
+    process.kill(warm.pid, "SIGKILL");
+    await waitUntil(() => !isAlive(warm.pid), 5000);
   });
 });
 

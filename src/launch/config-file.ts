@@ -1,0 +1,87 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { WarmstartError } from "../errors.js";
+
+/** What `warmstart.config.json` (or package.json's "warmstart" field) may say. CLI flags win. */
+export interface ConfigFile {
+  /** Where it was read from, for messages. */
+  readonly source: string;
+  readonly ready?: readonly string[];
+  /** Seconds. */
+  readonly readyTimeout?: number;
+  readonly inputs?: readonly string[];
+  readonly envIgnore?: readonly string[];
+  /** "10G", "500M" or a number of bytes. */
+  readonly maxCacheSize?: string | number;
+}
+
+const FIELDS: Record<string, (value: unknown) => boolean> = {
+  ready: isStringList,
+  readyTimeout: (value) => typeof value === "number" && Number.isFinite(value) && value > 0,
+  inputs: isStringList,
+  envIgnore: isStringList,
+  maxCacheSize: (value) => (typeof value === "number" && value > 0) || typeof value === "string",
+};
+
+const EXPECTED: Record<string, string> = {
+  ready: "a list of probes (strings)",
+  readyTimeout: "a positive number of seconds",
+  inputs: "a list of glob patterns (strings)",
+  envIgnore: "a list of variable names (strings)",
+  maxCacheSize: 'a size like "10G" or a number of bytes',
+};
+
+function isStringList(value: unknown): boolean {
+  return Array.isArray(value) && value.every((item) => typeof item === "string");
+}
+
+/** The config in `cwd`, or undefined when there is none. Throws on a malformed one. */
+export function loadConfigFile(cwd: string): ConfigFile | undefined {
+  const configPath = join(cwd, "warmstart.config.json");
+  const own = readJson(configPath);
+  if (own !== undefined) return validateConfig(own, configPath);
+  const packagePath = join(cwd, "package.json");
+  const pkg = readJson(packagePath);
+  if (pkg && typeof pkg === "object" && "warmstart" in pkg) {
+    return validateConfig((pkg as { warmstart: unknown }).warmstart, `${packagePath} ("warmstart" field)`);
+  }
+  return undefined;
+}
+
+function readJson(path: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch {
+    return undefined;
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (error) {
+    throw new WarmstartError("invalid-config", `${path} is not valid JSON: ${(error as Error).message}.`);
+  }
+}
+
+export function validateConfig(value: unknown, source: string): ConfigFile {
+  if (!value || typeof value !== "object" || Array.isArray(value)) {
+    throw new WarmstartError(
+      "invalid-config",
+      `Expected ${source} to hold an object, got ${JSON.stringify(value)}.`,
+    );
+  }
+  for (const [field, fieldValue] of Object.entries(value)) {
+    const isValid = FIELDS[field];
+    if (!isValid) {
+      throw new WarmstartError("invalid-config", `Unknown field "${field}" in ${source}.`, {
+        hint: `known fields: ${Object.keys(FIELDS).join(", ")}`,
+      });
+    }
+    if (!isValid(fieldValue)) {
+      throw new WarmstartError(
+        "invalid-config",
+        `Expected "${field}" in ${source} to be ${EXPECTED[field]}, got ${JSON.stringify(fieldValue)}.`,
+      );
+    }
+  }
+  return { ...(value as Omit<ConfigFile, "source">), source };
+}

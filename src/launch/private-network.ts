@@ -1,0 +1,88 @@
+import { spawn } from "node:child_process";
+import { readlinkSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import type { ProbeSpec } from "../readiness/probe-spec.js";
+
+/**
+ * A prewarm runs the new version of an app beside the one that serves, on the same ports.
+ * It gets a network namespace of its own (loopback only): its ports do not clash, and its
+ * probes cannot be answered by the old version. CRIU dumps it from inside that namespace,
+ * so the image holds plain sockets that a restore recreates in the host's namespace.
+ */
+export function isolateNetwork(command: readonly string[]): string[] {
+  return [
+    "unshare",
+    "--net",
+    "--",
+    "bash",
+    "-c",
+    'ip link set lo up && exec "$@"',
+    "warmstart-net",
+    ...command,
+  ];
+}
+
+/** Prefix that runs a command inside the app's network namespace. */
+export function enterNetworkOf(pid: number): string[] {
+  return ["nsenter", `--net=/proc/${pid}/ns/net`, "--"];
+}
+
+export function isNetworkProbe(probe: ProbeSpec): boolean {
+  return probe.kind === "tcp" || probe.kind === "http";
+}
+
+/**
+ * Runs tcp/http probes inside the app's network namespace; true when they all passed.
+ * Waits first until the app has entered its namespace: until `unshare --net` has run, the
+ * PID is the wrapper in the host's namespace, where the serving old version would answer.
+ */
+export async function waitForNetworkProbesInside(
+  pid: number,
+  probes: readonly ProbeSpec[],
+  timeoutMs: number,
+  signal: AbortSignal,
+): Promise<boolean> {
+  const deadline = performance.now() + timeoutMs;
+  const hostNamespace = readlinkSync("/proc/self/ns/net");
+  while (readNetworkNamespace(pid) === hostNamespace) {
+    if (signal.aborted || performance.now() >= deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  if (readNetworkNamespace(pid) === undefined) return false;
+  return runProbesInside(pid, probes, Math.max(1, deadline - performance.now()), signal);
+}
+
+function readNetworkNamespace(pid: number): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/ns/net`);
+  } catch {
+    return undefined;
+  }
+}
+
+function runProbesInside(pid: number, probes: readonly ProbeSpec[], timeoutMs: number, signal: AbortSignal) {
+  const main = fileURLToPath(new URL("../readiness/probe-main.js", import.meta.url));
+  const command = [
+    ...enterNetworkOf(pid),
+    process.execPath,
+    main,
+    JSON.stringify(probes),
+    String(Math.round(timeoutMs)),
+  ];
+  const child = spawn(...toSpawnArgs(command), {
+    stdio: "ignore",
+  });
+  const stop = () => child.kill("SIGKILL");
+  signal.addEventListener("abort", stop, { once: true });
+  return new Promise<boolean>((resolve) =>
+    child.once("close", (code) => {
+      signal.removeEventListener("abort", stop);
+      resolve(code === 0);
+    }),
+  );
+}
+
+function toSpawnArgs(argv: string[]): [string, string[]] {
+  const [file = "", ...args] = argv;
+  return [file, args];
+}
