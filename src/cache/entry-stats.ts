@@ -20,6 +20,15 @@ export interface EntryStats {
 
 const STATS_FILE = "stats.json";
 
+/**
+ * A snapshot that restores no faster than the app starts is worse than none: it costs disk
+ * and risk for nothing. Such an entry is kept (a later --refresh re-measures it) but
+ * launches go cold.
+ */
+export function isWarmNotFaster(stats: EntryStats | undefined): boolean {
+  return stats?.warmReadyMs != null && stats.coldReadyMs != null && stats.warmReadyMs >= stats.coldReadyMs;
+}
+
 /** The entry's stats, or undefined when it has none yet (or they are unreadable or not its own). */
 export function readStats(entryDir: string): EntryStats | undefined {
   const parsed = readOwnedJson(join(entryDir, STATS_FILE));

@@ -1,4 +1,5 @@
 import { type ListedEntry, listCacheEntries } from "../cache/entry-list.js";
+import { isWarmNotFaster } from "../cache/entry-stats.js";
 import { openStore, parseCommandArgs, rejectPositionals } from "./command-args.js";
 import { formatBytes, formatCommand, formatDuration, renderTable } from "./format.js";
 
@@ -54,7 +55,9 @@ function toRow(entry: ListedEntry, nowMs: number): string[] {
     `${formatDuration(nowMs - Date.parse(entry.lastUsedAt))} ago`,
     String(entry.hits),
     String(entry.coldReadyMs),
-    entry.warmReadyMs === null ? "-" : String(entry.warmReadyMs),
+    entry.warmReadyMs === null
+      ? "-"
+      : `${entry.warmReadyMs}${isWarmNotFaster(entry) ? " (not faster: runs cold)" : ""}`,
   ];
 }
 
@@ -80,5 +83,7 @@ function toJson(entry: ListedEntry): Record<string, unknown> {
     hits: entry.hits,
     coldReadyMs: entry.coldReadyMs,
     warmReadyMs: entry.warmReadyMs,
+    // Launches of this entry go cold: its warm start was measured no faster.
+    isWarmNotFaster: isWarmNotFaster(entry),
   };
 }

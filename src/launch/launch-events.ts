@@ -28,7 +28,8 @@ export type FallbackReason =
   | "entry-refused"
   | "entry-corrupt"
   | "restore-failed"
-  | "restored-not-ready";
+  | "restored-not-ready"
+  | "warm-not-faster";
 
 export type LaunchEvent =
   | { readonly type: "step"; readonly step: LaunchStep; readonly atMs: number; readonly detail?: string }

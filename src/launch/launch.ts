@@ -1,7 +1,7 @@
-import { mkdirSync, rmSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { defaultCacheDir, openCacheDir } from "../cache/cache-dir.js";
-import { recordHit } from "../cache/entry-stats.js";
+import { isWarmNotFaster, readStats, recordHit } from "../cache/entry-stats.js";
 import { EntryStore, type LookupOutcome, type Manifest } from "../cache/entry-store.js";
 import { dropOlderEntriesOfCommand, enforceCacheLimit } from "../cache/eviction.js";
 import { FileHashIndex } from "../cache/file-hash.js";
@@ -162,9 +162,10 @@ export async function launch(options: LaunchOptions): Promise<Launch> {
   const elapsedMs = () => Math.round(performance.now() - opts.startedAtMs);
   const step = (name: LaunchStep, detail?: string) =>
     opts.emit({ type: "step", step: name, atMs: elapsedMs(), ...(detail ? { detail } : {}) });
-  let fallbackReason: FallbackReason | null = null;
+  // An object, not a variable: it is set from closures, which the compiler's narrowing misses.
+  const state: { fallbackReason: FallbackReason | null } = { fallbackReason: null };
   const fallback = (reason: FallbackReason, message: string) => {
-    fallbackReason = reason;
+    state.fallbackReason = reason;
     opts.emit({ type: "fallback", reason, message });
   };
 
@@ -229,7 +230,18 @@ export async function launch(options: LaunchOptions): Promise<Launch> {
   if (isCacheUsable && store && key && criuPath && !opts.isCold && !opts.isRefresh) {
     step("looking-up", key.slice(0, 12));
     const found: LookupOutcome = await store.lookup(key);
-    if (found.hit) {
+    if (found.hit && isWarmNotFaster(readStats(found.entry.dir))) {
+      const stats = readStats(found.entry.dir);
+      state.fallbackReason = "warm-not-faster";
+      const message = `a warm start of this app was not faster (${stats?.warmReadyMs} ms warm, ${stats?.coldReadyMs} ms cold): starting it cold; --refresh measures again`;
+      // Said once per entry (then only with -v): it is a finding, not a failure.
+      if (found.entry.dir !== readNoticedEntry(opts.cacheDir)) {
+        opts.emit({ type: "fallback", reason: "warm-not-faster", message });
+        writeNoticedEntry(opts.cacheDir, found.entry.dir);
+      } else {
+        step("looking-up", message);
+      }
+    } else if (found.hit) {
       step("restoring");
       mkdirSync(logsDir, { recursive: true, mode: 0o700 });
       const logPath = join(logsDir, `restore-${key.slice(0, 12)}-${process.pid}.log`);
@@ -283,7 +295,12 @@ export async function launch(options: LaunchOptions): Promise<Launch> {
   } else if (isCacheUsable) {
     cache = "bypassed";
   }
-  if (fallbackReason === "entry-refused") cache = "unavailable";
+  if (state.fallbackReason === "entry-refused") cache = "unavailable";
+  // The entry is valid, just not worth restoring: keep it, do not dump again.
+  const isSnapshotWanted =
+    !opts.isSnapshotDisabled &&
+    state.fallbackReason !== "entry-refused" &&
+    state.fallbackReason !== "warm-not-faster";
 
   // Cold path.
   step("starting-cold");
@@ -345,15 +362,7 @@ export async function launch(options: LaunchOptions): Promise<Launch> {
   step("serving");
 
   let checkpoint: Promise<CheckpointOutcome | undefined> = Promise.resolve(undefined);
-  if (
-    isCacheUsable &&
-    store &&
-    key &&
-    fields &&
-    criuPath &&
-    !opts.isSnapshotDisabled &&
-    fallbackReason !== "entry-refused"
-  ) {
+  if (isCacheUsable && store && key && fields && criuPath && isSnapshotWanted) {
     const entryStore = store;
     const snapshotKey = key;
     const snapshotFields = fields;
@@ -391,7 +400,7 @@ export async function launch(options: LaunchOptions): Promise<Launch> {
     {
       command: resolved.command,
       cache,
-      fallbackReason,
+      fallbackReason: state.fallbackReason,
       imageBytes: null,
     },
   );
@@ -405,6 +414,23 @@ function trimCache(store: EntryStore, manifest: Manifest, maxBytes: number | und
     enforceCacheLimit(store, { keep: manifest.key, ...(maxBytes !== undefined ? { maxBytes } : {}) });
   } catch {
     // A full or unreadable filesystem: the next commit tries again.
+  }
+}
+
+// The last entry whose "not faster" notice was shown, so the warning is not repeated.
+function readNoticedEntry(cacheDir: string): string | undefined {
+  try {
+    return readFileSync(join(cacheDir, "warm-not-faster-noticed"), "utf8");
+  } catch {
+    return undefined;
+  }
+}
+
+function writeNoticedEntry(cacheDir: string, entryDir: string): void {
+  try {
+    writeFileSync(join(cacheDir, "warm-not-faster-noticed"), entryDir, { mode: 0o600 });
+  } catch {
+    // Only costs a repeated notice.
   }
 }
 

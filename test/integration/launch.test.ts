@@ -273,6 +273,39 @@ describe("warmstart run", () => {
   });
 });
 
+describe("warmstart run: never slower than cold", () => {
+  test("an entry whose warm start was not faster launches cold, says so once, keeps the entry", async () => {
+    const { cacheDir, reportFile } = newCache();
+    const args = runArgs(cacheDir, reportFile, ["log:^ready pid="], ["node", fixture("ticker-server.cjs")]);
+    const first = new WarmstartRun(args, { PORT: "0" });
+    const key = await waitForEntry(cacheDir);
+    await first.stop();
+    // As recordHit writes it after a warm launch that took longer than the cold one.
+    writeFileSync(
+      join(cacheDir, "v1", key, "stats.json"),
+      JSON.stringify({ lastUsedAt: new Date().toISOString(), hits: 1, warmReadyMs: 900, coldReadyMs: 400 }),
+      { mode: 0o600 },
+    );
+    const second = new WarmstartRun(args, { PORT: "0" });
+    await second.waitFor(/ready, cold, pid/, "stderr");
+    await second.stop();
+    assert.match(second.stderr, /warning: a warm start of this app was not faster \(900 ms warm, 400 ms cold\): starting it cold/);
+    const third = new WarmstartRun(args, { PORT: "0" });
+    await third.waitFor(/ready, cold, pid/, "stderr");
+    await third.stop();
+    assert.doesNotMatch(third.stderr, /warning/, "said once");
+    assert.deepEqual(listEntries(cacheDir), [key], "the entry stays; no new dump replaced it");
+    assert.deepEqual(
+      readReports(reportFile).map((r) => [r.mode, r.fallbackReason, r.checkpoint]),
+      [
+        ["cold", null, "saved"],
+        ["cold", "warm-not-faster", "skipped"],
+        ["cold", "warm-not-faster", "skipped"],
+      ],
+    );
+  });
+});
+
 describe("warmstart run: lifetime", () => {
   test("kill -9 of warmstart takes the app with it, cold and warm", async () => {
     const { cacheDir, reportFile } = newCache();
