@@ -140,6 +140,7 @@ describe("cache commands", () => {
         hits: 0,
         coldReadyMs: manifest.coldReadyMs,
         warmReadyMs: null,
+        isWarmNotFaster: false,
       };
     };
     const listedJson = await warmstart("ls", "--cache-dir", cacheDir, "--json");

@@ -289,7 +289,10 @@ describe("warmstart run: never slower than cold", () => {
     const second = new WarmstartRun(args, { PORT: "0" });
     await second.waitFor(/ready, cold, pid/, "stderr");
     await second.stop();
-    assert.match(second.stderr, /warning: a warm start of this app was not faster \(900 ms warm, 400 ms cold\): starting it cold/);
+    assert.match(
+      second.stderr,
+      /warning: a warm start of this app was not faster \(900 ms warm, 400 ms cold\): starting it cold/,
+    );
     const third = new WarmstartRun(args, { PORT: "0" });
     await third.waitFor(/ready, cold, pid/, "stderr");
     await third.stop();
