@@ -11,6 +11,8 @@ Commands:
                                             cold and snapshot it once it is ready
   prewarm [options] -- <command> [args...]  snapshot an app without serving it (beside a
                                             running instance), so its next launch is warm
+  bench [options] -- <command> [args...]    measure the app's time to first response, cold
+                                            against warm, over --runs launches (default 5)
   doctor [--json]                           check CRIU and the kernel features warmstart uses
   ls [--json]                               list the snapshots: size, age, last use, hits, timings
   rm <key-prefix>... | --all                remove snapshots
@@ -21,7 +23,7 @@ Commands:
 
 The cache commands take --cache-dir <dir> as run does.`;
 
-const COMMANDS = ["run", "prewarm", "doctor", "ls", "rm", "prune", "verify", "help"];
+const COMMANDS = ["run", "prewarm", "bench", "doctor", "ls", "rm", "prune", "verify", "help"];
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -30,6 +32,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import("./commands/run.js")).runRunCommand(rest);
     case "prewarm":
       return (await import("./commands/run.js")).runPrewarmCommand(rest);
+    case "bench":
+      return (await import("./commands/bench.js")).runBenchCommand(rest);
     case "doctor":
       return (await import("./doctor/doctor-command.js")).runDoctorCommand(rest);
     case "ls":

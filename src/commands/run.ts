@@ -37,6 +37,11 @@ Cache:
   --max-cache-size <n>   cap the cache (500M, 10G; default 10G or 20% of the free space);
                          least recently used snapshots go first
 
+Restore:
+  --lazy, --no-lazy      restore memory on first touch (CRIU lazy pages, userfaultfd) instead
+                         of reading the whole image first; default: lazy for images of
+                         100 MiB or more, where it is faster
+
 Lifetime:
   --detach               exit once the app is ready (and snapshotted) and leave it running;
                          its output goes straight to warmstart's stdout/stderr
@@ -84,6 +89,8 @@ const RUN_FLAGS: ParseArgsOptionsConfig = {
   "no-snapshot": { type: "boolean", default: false },
   refresh: { type: "boolean", default: false },
   detach: { type: "boolean", default: false },
+  lazy: { type: "boolean" },
+  "no-lazy": { type: "boolean" },
   watch: { type: "boolean", default: false },
   prewarm: { type: "boolean", default: false },
 };
@@ -93,7 +100,7 @@ const stringOf = (values: FlagValues, name: string) => values[name] as string | 
 const listOf = (values: FlagValues, name: string) => (values[name] as string[] | undefined) ?? [];
 
 /** Splits `[flags] -- command...` and merges the flags over the config file. */
-function parseLaunchArgs(args: string[], flags: ParseArgsOptionsConfig, usage: string) {
+export function parseLaunchArgs(args: string[], flags: ParseArgsOptionsConfig, usage: string) {
   const separator = args.indexOf("--");
   const parsed = parseCommandArgs(separator === -1 ? args : args.slice(0, separator), flags, usage);
   const values = parsed.values as FlagValues;
@@ -150,6 +157,9 @@ export async function runRunCommand(args: string[]): Promise<number> {
       hint: "to snapshot once without serving, use: warmstart prewarm [options] -- <command>",
     });
   }
+  if (values.lazy && values["no-lazy"]) {
+    throw new WarmstartError("invalid-option", "--lazy and --no-lazy contradict each other; give one.");
+  }
   if (values.watch && values.detach) {
     throw new WarmstartError("invalid-option", "--watch cannot be combined with --detach.", {
       hint: "the watcher lives in the warmstart process, which --detach ends",
@@ -173,6 +183,7 @@ export async function runRunCommand(args: string[]): Promise<number> {
       isSnapshotDisabled: values["no-snapshot"] === true,
       isRefresh: values.refresh === true,
       isDetached: values.detach === true,
+      ...(values.lazy || values["no-lazy"] ? { isLazy: values.lazy === true } : {}),
       onEvent: createLaunchRenderer(parsed.isVerbose),
       signal: abort.signal,
     });

@@ -23,6 +23,17 @@ export interface RestoreOptions {
   readonly inheritFds: readonly { readonly fd: number; readonly resource: string }[];
   /** Command CRIU execs in its own place once the tree runs; it becomes the app's parent. */
   readonly execCommand: readonly string[];
+  /** Memory comes from a lazy-pages daemon on first touch (userfaultfd) instead of being
+   * read in full before the app resumes: restore time stops growing with the image. */
+  readonly isLazy: boolean;
+}
+
+export interface LazyPagesOptions {
+  readonly imagesDir: string;
+  readonly logFile: string;
+  readonly logLevel: number;
+  /** The daemon writes \0 here once it listens, so the restore never races it. */
+  readonly statusFd: number;
 }
 
 export function toDumpFlags(options: DumpOptions): string[] {
@@ -54,8 +65,19 @@ export function toRestoreFlags(options: RestoreOptions): string[] {
     "--tcp-close",
     ...["--network-lock", "nftables"],
     "--file-locks",
+    ...(options.isLazy ? ["--lazy-pages"] : []),
     ...options.inheritFds.flatMap(({ fd, resource }) => ["--inherit-fd", `fd[${fd}]:${resource}`]),
     // Needs a non-detached restore (CRIU refuses --exec-cmd with --restore-detached).
     ...(options.execCommand.length > 0 ? ["--exec-cmd", "--", ...options.execCommand] : []),
+  ];
+}
+
+export function toLazyPagesFlags(options: LazyPagesOptions): string[] {
+  return [
+    "lazy-pages",
+    ...["--images-dir", options.imagesDir],
+    ...["--log-file", options.logFile],
+    `-v${options.logLevel}`,
+    ...["--status-fd", String(options.statusFd)],
   ];
 }

@@ -11,10 +11,13 @@ import {
   type OutputSinks,
   waitForExit,
 } from "./app-process.js";
+import { type LazyPagesDaemon, startLazyPagesDaemon } from "./lazy-pages.js";
 import { REAPER_SCRIPT, RESTORE_STDIO_FDS, RESTORE_WRAPPER, RESUMED_MARKER } from "./pipe-wrapper.js";
 
 export interface WarmStartOptions {
   readonly criuPath: string;
+  /** Restore memory on demand through a lazy-pages daemon. */
+  readonly isLazy: boolean;
   readonly entry: CacheEntry;
   /** A private directory of this launch (0700), same filesystem as the cache. */
   readonly workDir: string;
@@ -25,7 +28,12 @@ export interface WarmStartOptions {
 }
 
 export type WarmStartOutcome =
-  | { readonly restored: true; readonly app: AppProcess }
+  | {
+      readonly restored: true;
+      readonly app: AppProcess;
+      /** Settles when the staged images are no longer read (at once unless lazy). */
+      readonly imagesReleased: Promise<void>;
+    }
   | {
       readonly restored: false;
       readonly reason: "restore-failed";
@@ -42,25 +50,53 @@ export type WarmStartOutcome =
  *   warmstart ─ bash wrapper ⇒ setpriv ⇒ unshare ─ criu restore ⇒ reaper (PID 1) ─ app
  *   (─ parent of, ⇒ exec)
  */
-export function startWarm(options: WarmStartOptions): Promise<WarmStartOutcome> {
-  const { manifest } = options.entry;
+export async function startWarm(options: WarmStartOptions): Promise<WarmStartOutcome> {
+  const failed = (errors: readonly string[]): WarmStartOutcome => ({
+    restored: false,
+    reason: "restore-failed",
+    errors,
+    logPath: options.logPath,
+  });
   let imagesDir: string;
   try {
     imagesDir = linkImages(options.entry, options.workDir);
   } catch (error) {
-    return Promise.resolve({
-      restored: false,
-      reason: "restore-failed",
-      errors: [`could not stage the images: ${(error as Error).message}`],
-      logPath: options.logPath,
-    });
+    return failed([`could not stage the images: ${(error as Error).message}`]);
   }
+  let lazy: LazyPagesDaemon | undefined;
+  if (options.isLazy) {
+    const started = await startLazyPagesDaemon(
+      options.criuPath,
+      imagesDir,
+      options.logPath.replace(/\.log$/, "-lazy-pages.log"),
+      options.isDetached,
+    );
+    if (!started.isStarted) return failed(started.errors);
+    lazy = started.daemon;
+  }
+  const outcome = await restore(options, imagesDir, lazy !== undefined);
+  if (!outcome.restored) {
+    lazy?.stop();
+    return outcome;
+  }
+  const daemon = lazy;
+  if (daemon) void outcome.app.exited.then(() => daemon.stop());
+  return { ...outcome, imagesReleased: daemon ? daemon.done : Promise.resolve() };
+}
+
+function restore(
+  options: WarmStartOptions,
+  imagesDir: string,
+  isLazy: boolean,
+): Promise<{ restored: true; app: AppProcess } | Exclude<WarmStartOutcome, { restored: true }>> {
+  const { manifest } = options.entry;
   const flags = toRestoreFlags({
     imagesDir,
     logFile: options.logPath,
     logLevel: 2,
     inheritFds: manifest.stdio.map((resource, index) => ({ fd: RESTORE_STDIO_FDS[index] ?? -1, resource })),
     execCommand: ["perl", "-e", REAPER_SCRIPT, String(manifest.pid)],
+    isLazy,
   });
   // --kill-child: unshare's death takes the namespace down (PID 1 gets SIGKILL), and
   // setpriv makes warmstart's death take unshare down.

@@ -1,6 +1,6 @@
 // Issue 3's acceptance, with real CRIU on real processes.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { closeSync, openSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -270,6 +270,35 @@ describe("warmstart run", () => {
     const report = lastReport(reportFile);
     assert.equal(report.mode, "cold");
     assert.equal(report.fallbackReason, null);
+  });
+});
+
+describe("warmstart run: lazy restore", () => {
+  test("--lazy restores the state, output flows, the exit code propagates, no daemon is left", async () => {
+    const { cacheDir, reportFile } = newCache();
+    const port = await freePort();
+    const args = runArgs(
+      cacheDir,
+      reportFile,
+      [`tcp:${port}`],
+      ["node", fixture("ticker-server.cjs")],
+      ["--lazy"],
+    );
+    const env = { PORT: String(port), BALLAST_MB: "32" };
+    const cold = new WarmstartRun(args, env);
+    await cold.waitFor(/checkpoint saved/, "stderr");
+    const coldAnswer = await getJson(`http://127.0.0.1:${port}/`);
+    await cold.stop();
+
+    const warm = new WarmstartRun(args, env);
+    await warm.waitFor(/ready, warm, pid/, "stderr");
+    const warmAnswer = await getJson(`http://127.0.0.1:${port}/`);
+    assert.equal(warmAnswer.bootId, coldAnswer.bootId);
+    await warm.waitFor(new RegExp(`^tick ${Number(warmAnswer.ticks) + 2}$`, "m"));
+    await getJson(`http://127.0.0.1:${port}/exit/3`).catch(() => undefined);
+    assert.deepEqual(await warm.exited, { code: 3, signal: null });
+    const isDaemonGone = () => !execFileSync("ps", ["-eo", "args"], { encoding: "utf8" }).includes(cacheDir);
+    assert.ok(await waitUntil(isDaemonGone, 5000), "criu lazy-pages exited with the app");
   });
 });
 
