@@ -1,4 +1,4 @@
-import { parseSize } from "../cache/eviction.js";
+import { parseSize } from "../cache/parse-size.js";
 import { type KeptEntry, pruneCache } from "../cache/prune.js";
 import { openStore, parseCommandArgs, rejectPositionals } from "./command-args.js";
 import { formatBytes } from "./format.js";

@@ -5,7 +5,7 @@ import type { ParseArgsConfig } from "node:util";
 type ParseArgsOptionsConfig = NonNullable<ParseArgsConfig["options"]>;
 
 import { defaultCacheDir } from "../cache/cache-dir.js";
-import { parseSize } from "../cache/eviction.js";
+import { parseSize } from "../cache/parse-size.js";
 import { WarmstartError } from "../errors.js";
 import { loadConfigFile } from "../launch/config-file.js";
 import type { Launch, LaunchOptions, LaunchReport } from "../launch/launch.js";

@@ -3,7 +3,6 @@ import { join } from "node:path";
 import { defaultCacheDir, openCacheDir } from "../cache/cache-dir.js";
 import { isWarmNotFaster, readStats, recordHit } from "../cache/entry-stats.js";
 import { EntryStore, type LookupOutcome, type Manifest } from "../cache/entry-store.js";
-import { dropOlderEntriesOfCommand, enforceCacheLimit } from "../cache/eviction.js";
 import { FileHashIndex } from "../cache/file-hash.js";
 import { type CacheKeyFields, computeCacheKey, IMAGE_FORMAT_VERSION } from "../cache/key.js";
 import { collectKeyFields } from "../cache/key-fields.js";
@@ -405,7 +404,7 @@ export async function launch(options: LaunchOptions): Promise<Launch> {
         },
       });
       opts.emit({ type: "checkpoint", outcome });
-      if (outcome.saved) trimCache(entryStore, outcome.entry.manifest, opts.maxCacheBytes);
+      if (outcome.saved) await trimCache(entryStore, outcome.entry.manifest, opts.maxCacheBytes);
       return outcome;
     })();
   } else {
@@ -424,9 +423,11 @@ export async function launch(options: LaunchOptions): Promise<Launch> {
 }
 
 /** After a new entry lands: older versions of the same launch go, then the size cap holds.
- * Housekeeping must never fail a launch. */
-function trimCache(store: EntryStore, manifest: Manifest, maxBytes: number | undefined): void {
+ * Housekeeping must never fail a launch. Loaded here, not up front: lru-cache alone costs
+ * ~14 ms to import, which a warm launch would pay for nothing. */
+async function trimCache(store: EntryStore, manifest: Manifest, maxBytes: number | undefined): Promise<void> {
   try {
+    const { dropOlderEntriesOfCommand, enforceCacheLimit } = await import("../cache/eviction.js");
     dropOlderEntriesOfCommand(store, manifest);
     enforceCacheLimit(store, { keep: manifest.key, ...(maxBytes !== undefined ? { maxBytes } : {}) });
   } catch {

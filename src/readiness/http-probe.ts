@@ -1,5 +1,4 @@
-import { type ClientRequest, request as requestHttp } from "node:http";
-import { request as requestHttps } from "node:https";
+import type { ClientRequest } from "node:http";
 
 /**
  * One GET: true on a 2xx answer. No connection may outlive the attempt (CRIU cannot dump
@@ -10,13 +9,15 @@ import { request as requestHttps } from "node:https";
  * answers, and its certificate is often self-signed or issued for a public name; a
  * verified certificate would prove nothing more about readiness.
  */
-export function requestOnce(url: string, timeoutMs: number, signal: AbortSignal): Promise<boolean> {
+export async function requestOnce(url: string, timeoutMs: number, signal: AbortSignal): Promise<boolean> {
+  // Imported on first use: node:http and node:https (TLS) cost ~16 ms to load, which a warm
+  // launch with a tcp: probe would pay for nothing.
+  const isHttps = url.startsWith("https:");
+  const { request: send } = isHttps ? await import("node:https") : await import("node:http");
   return new Promise((resolve) => {
     let isOk = false;
     const options = { agent: false, headers: { connection: "close", "user-agent": "warmstart-readiness" } };
-    const request: ClientRequest = url.startsWith("https:")
-      ? requestHttps(url, { ...options, rejectUnauthorized: false })
-      : requestHttp(url, options);
+    const request: ClientRequest = send(url, isHttps ? { ...options, rejectUnauthorized: false } : options);
     const stop = () => request.destroy();
     signal.addEventListener("abort", stop, { once: true });
     // Bounds the whole exchange, not just silences: a 2xx whose body never ends still settles.

@@ -9,8 +9,8 @@ import {
   defaultMaxCacheBytes,
   dropOlderEntriesOfCommand,
   enforceCacheLimit,
-  parseSize,
 } from "../../src/cache/eviction.js";
+import { parseSize } from "../../src/cache/parse-size.js";
 import { WarmstartError } from "../../src/errors.js";
 import { commitFakeEntry, fakeKey, makeStore } from "./fake-entries.js";
 
