@@ -14,6 +14,8 @@ export interface EntryStats {
   readonly hits: number;
   /** readyMs of the last warm launch. */
   readonly warmReadyMs: number | null;
+  /** The fastest warm launch so far: one slow launch on a busy machine proves nothing. */
+  readonly bestWarmReadyMs?: number | null;
   /** readyMs of the cold launch that made the entry, copied from the manifest. */
   readonly coldReadyMs: number | null;
 }
@@ -26,7 +28,8 @@ const STATS_FILE = "stats.json";
  * launches go cold.
  */
 export function isWarmNotFaster(stats: EntryStats | undefined): boolean {
-  return stats?.warmReadyMs != null && stats.coldReadyMs != null && stats.warmReadyMs >= stats.coldReadyMs;
+  const warmMs = stats?.bestWarmReadyMs ?? stats?.warmReadyMs;
+  return warmMs != null && stats?.coldReadyMs != null && warmMs >= stats.coldReadyMs;
 }
 
 /** The entry's stats, or undefined when it has none yet (or they are unreadable or not its own). */
@@ -51,6 +54,7 @@ export function recordHit(
     lastUsedAt: now.toISOString(),
     hits: (previous?.hits ?? 0) + 1,
     warmReadyMs,
+    bestWarmReadyMs: Math.min(warmReadyMs, previous?.bestWarmReadyMs ?? previous?.warmReadyMs ?? warmReadyMs),
     coldReadyMs: previous?.coldReadyMs ?? readManifestColdReadyMs(entryDir),
   };
   // Written beside the final file and renamed over it, so a reader never sees half of it.
@@ -80,6 +84,7 @@ function isEntryStats(value: unknown): value is EntryStats {
     !Number.isNaN(Date.parse(stats.lastUsedAt)) &&
     Number.isSafeInteger(stats.hits) &&
     isMsOrNull(stats.warmReadyMs) &&
+    (stats.bestWarmReadyMs === undefined || isMsOrNull(stats.bestWarmReadyMs)) &&
     isMsOrNull(stats.coldReadyMs)
   );
 }

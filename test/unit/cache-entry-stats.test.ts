@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { readStats, recordHit } from "../../src/cache/entry-stats.js";
+import { isWarmNotFaster, readStats, recordHit } from "../../src/cache/entry-stats.js";
 import { commitFakeEntry, fakeKey, makeStore } from "./fake-entries.js";
 
 const cacheDirs: string[] = [];
@@ -22,22 +22,34 @@ describe("entry stats", () => {
     assert.equal(readStats(entry.dir), undefined);
   });
 
-  test("recordHit counts, keeps the last warm time and the cold time from the manifest", async () => {
+  test("recordHit counts, keeps the last and the best warm time and the cold time from the manifest", async () => {
     const entry = await newEntry();
     const first = recordHit(entry.dir, 410, new Date("2025-02-01T10:00:00.000Z"));
     assert.deepEqual(first, {
       lastUsedAt: "2025-02-01T10:00:00.000Z",
       hits: 1,
       warmReadyMs: 410,
+      bestWarmReadyMs: 410,
       coldReadyMs: 1500,
     });
     recordHit(entry.dir, 395, new Date("2025-02-02T10:00:00.000Z"));
+    recordHit(entry.dir, 1600, new Date("2025-02-03T10:00:00.000Z"));
     assert.deepEqual(readStats(entry.dir), {
-      lastUsedAt: "2025-02-02T10:00:00.000Z",
-      hits: 2,
-      warmReadyMs: 395,
+      lastUsedAt: "2025-02-03T10:00:00.000Z",
+      hits: 3,
+      warmReadyMs: 1600,
+      bestWarmReadyMs: 395,
       coldReadyMs: 1500,
     });
+  });
+
+  test("warm counts as not faster only when even the best warm launch was not", () => {
+    const stats = { lastUsedAt: "2025-02-03T10:00:00.000Z", hits: 3, coldReadyMs: 1500 };
+    assert.equal(isWarmNotFaster({ ...stats, warmReadyMs: 1600, bestWarmReadyMs: 395 }), false);
+    assert.equal(isWarmNotFaster({ ...stats, warmReadyMs: 1600, bestWarmReadyMs: 1500 }), true);
+    // Stats written before the best time was kept: the last one decides.
+    assert.equal(isWarmNotFaster({ ...stats, warmReadyMs: 1600 }), true);
+    assert.equal(isWarmNotFaster(undefined), false);
   });
 
   test("stats.json is 0600, beside the manifest, and no temp file is left", async () => {
