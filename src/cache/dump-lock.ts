@@ -1,5 +1,6 @@
 import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
+import { isProcessAlive } from "./is-process-alive.js";
 
 export interface DumpLock {
   release(): void;
@@ -41,10 +42,5 @@ function isHeldByLiveProcess(path: string): boolean {
   }
   // An empty file is a lock being written this instant: treat it as held.
   if (!Number.isInteger(pid) || pid <= 0) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
+  return isProcessAlive(pid);
 }

@@ -15,6 +15,7 @@ import {
 import { join } from "node:path";
 import { describeUnsafePath } from "./cache-dir.js";
 import { hashFileContent } from "./file-hash.js";
+import { isProcessAlive } from "./is-process-alive.js";
 import { type CacheKeyFields, diffKeyFields, IMAGE_FORMAT_VERSION } from "./key.js";
 
 /** What a cache entry says about itself. Written once, when the entry is committed. */
@@ -231,28 +232,26 @@ export class EntryStore {
     rmSync(pendingDir, { recursive: true, force: true });
   }
 
-  /** Deletes pending dumps whose launcher is gone (killed mid-dump). */
-  removeAbandoned(): void {
+  /**
+   * Deletes pending dumps and half-deleted entries whose launcher is gone (killed mid-dump
+   * or mid-eviction). Returns the names it removed.
+   */
+  removeAbandoned(): string[] {
     let names: string[];
     try {
       names = readdirSync(this.root);
     } catch {
-      return;
+      return [];
     }
+    const removed: string[] = [];
     for (const name of names) {
       const match = /^\.(?:pending|evicted)-[0-9a-f]+-(\d+)-/.exec(name);
-      if (match && !isProcessAlive(Number(match[1])))
+      if (match && !isProcessAlive(Number(match[1]))) {
         rmSync(join(this.root, name), { recursive: true, force: true });
+        removed.push(name);
+      }
     }
-  }
-}
-
-function isProcessAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
+    return removed;
   }
 }
 

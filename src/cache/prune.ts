@@ -1,4 +1,3 @@
-import { readdirSync } from "node:fs";
 import { judgeEntry } from "./entry-list.js";
 import { removeEntry } from "./entry-remove.js";
 import { scanEntries } from "./entry-scan.js";
@@ -36,7 +35,7 @@ export interface PruneReport {
  * refuses or finds damaged; then evicts the least recently used entries over the cap.
  */
 export async function pruneCache(store: EntryStore, options: PruneOptions = {}): Promise<PruneReport> {
-  const abandoned = removeAbandonedDirs(store);
+  const abandoned = store.removeAbandoned();
   const removed: PrunedEntry[] = [];
   const kept: KeptEntry[] = [];
   for (const scanned of scanEntries(store)) {
@@ -57,38 +56,4 @@ export async function pruneCache(store: EntryStore, options: PruneOptions = {}):
     options.maxBytes === undefined ? {} : { maxBytes: options.maxBytes },
   );
   return { abandoned, removed, kept, limit };
-}
-
-const ABANDONABLE = /^\.(?:pending|evicted)-[0-9a-f]+-(\d+)-/;
-
-/**
- * The store removes them; what it removed is told by what vanished. Only directories whose
- * launcher was already gone are counted, so a dump committed meanwhile by a live launch
- * (renamed into place, not removed) is not reported.
- */
-function removeAbandonedDirs(store: EntryStore): string[] {
-  const before = listNames(store.root).filter((name) => {
-    const pid = ABANDONABLE.exec(name)?.[1];
-    return pid !== undefined && !isProcessAlive(Number(pid));
-  });
-  store.removeAbandoned();
-  const after = new Set(listNames(store.root));
-  return before.filter((name) => !after.has(name));
-}
-
-function listNames(dir: string): string[] {
-  try {
-    return readdirSync(dir).sort();
-  } catch {
-    return [];
-  }
-}
-
-function isProcessAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
