@@ -1,29 +1,14 @@
 // Issue 5: `warmstart bench`, the real CLI timing real launches of a fixture, with real CRIU.
 import assert from "node:assert/strict";
-import { rmSync } from "node:fs";
-import { after, before, describe, test } from "node:test";
-import { findCriu } from "../../src/criu/find-criu.js";
-import { fixture, freePort, listEntries, makeCacheDir, stopAllRuns, WarmstartRun } from "./rig.js";
+import { describe, test } from "node:test";
+import { fixture, freePort, listEntries, makeCacheDir, useIntegrationRig, WarmstartRun } from "./rig.js";
 
-const cacheDirs: string[] = [];
+useIntegrationRig();
+
 function newCacheDir(): string {
   const cacheDir = makeCacheDir();
-  cacheDirs.push(cacheDir);
   return cacheDir;
 }
-
-before(async () => {
-  // Integration tests need real CRIU: without it they fail here, loudly, rather than skip.
-  const criu = await findCriu();
-  assert.ok(
-    criu.found,
-    `CRIU >= 4.2 is required for the integration tests (run scripts/install-criu.sh): ${JSON.stringify(criu)}`,
-  );
-});
-after(async () => {
-  await stopAllRuns();
-  for (const dir of cacheDirs) rmSync(dir, { recursive: true, force: true });
-});
 
 interface Summary {
   count: number;

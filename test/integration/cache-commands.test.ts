@@ -11,32 +11,25 @@ import {
   readdirSync,
   readFileSync,
   readSync,
-  rmSync,
   writeSync,
 } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { formatBytes } from "../../src/commands/format.js";
-import { findCriu } from "../../src/criu/find-criu.js";
-import { fixture, freePort, listEntries, makeCacheDir, stopAllRuns, WarmstartRun, waitUntil } from "./rig.js";
+import {
+  fixture,
+  freePort,
+  listEntries,
+  makeCacheDir,
+  useIntegrationRig,
+  WarmstartRun,
+  waitUntil,
+} from "./rig.js";
 
-const cacheDirs: string[] = [];
-before(async () => {
-  // Integration tests need real CRIU: without it they fail here, loudly, rather than skip.
-  const criu = await findCriu();
-  assert.ok(
-    criu.found,
-    `CRIU >= 4.2 is required for the integration tests (run scripts/install-criu.sh): ${JSON.stringify(criu)}`,
-  );
-});
-after(async () => {
-  await stopAllRuns();
-  for (const dir of cacheDirs) rmSync(dir, { recursive: true, force: true });
-});
+useIntegrationRig();
 
 function newCacheDir(): string {
   const cacheDir = makeCacheDir();
-  cacheDirs.push(cacheDir);
   return cacheDir;
 }
 

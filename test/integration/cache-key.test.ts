@@ -1,17 +1,20 @@
 // Issue 4: every key field, changed one at a time, makes the next launch cold and `-v`
 // names it; volatile variables keep it warm.
 import assert from "node:assert/strict";
-import { appendFileSync, chmodSync, copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { appendFileSync, chmodSync, copyFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, describe, test } from "node:test";
-import { fixture, makeCacheDir, readReports, stopAllRuns, WarmstartRun, waitForEntry } from "./rig.js";
+import { describe, test } from "node:test";
+import {
+  fixture,
+  makeCacheDir,
+  makeTempDir,
+  readReports,
+  useIntegrationRig,
+  WarmstartRun,
+  waitForEntry,
+} from "./rig.js";
 
-const dirs: string[] = [];
-after(async () => {
-  await stopAllRuns();
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
+useIntegrationRig();
 
 interface Setup {
   readonly cacheDir: string;
@@ -21,8 +24,7 @@ interface Setup {
 
 function setUp(): Setup {
   const cacheDir = makeCacheDir();
-  const appDir = mkdtempSync(join(tmpdir(), "warmstart-app-"));
-  dirs.push(cacheDir, appDir);
+  const appDir = makeTempDir("warmstart-app-");
   copyFileSync(fixture("ticker-server.cjs"), join(appDir, "app.cjs"));
   writeFileSync(join(appDir, "settings.json"), '{"level": 1}\n');
   // The executable is this script, so editing it is "the executable changed".

@@ -2,27 +2,23 @@
 // launches at once make one snapshot; a dump that runs out of disk leaves nothing behind.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { chmodSync, chownSync, copyFileSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, chownSync, copyFileSync, readdirSync, rmSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import {
   fixture,
   freePort,
   getJson,
   listEntries,
   makeCacheDir,
-  stopAllRuns,
+  makeTempDir,
+  useIntegrationRig,
   WarmstartRun,
   waitForEntry,
   waitUntil,
 } from "./rig.js";
 
-const dirs: string[] = [];
-after(async () => {
-  await stopAllRuns();
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
+useIntegrationRig();
 
 function args(cacheDir: string, ready: string, extra: string[] = []): string[] {
   return [
@@ -59,7 +55,6 @@ async function assertRefusedButStarts(cacheDir: string, message: RegExp): Promis
 describe("cache safety", () => {
   test("a world-writable cache directory is refused by path; the app still starts", async () => {
     const cacheDir = makeCacheDir();
-    dirs.push(cacheDir);
     chmodSync(cacheDir, 0o777);
     await assertRefusedButStarts(
       cacheDir,
@@ -70,7 +65,6 @@ describe("cache safety", () => {
 
   test("an entry owned by another uid is refused, never restored, never deleted", async () => {
     const cacheDir = makeCacheDir();
-    dirs.push(cacheDir);
     const entry = await makeEntry(cacheDir);
     execFileSync("chown", ["-R", "4321:4321", entry]);
     await assertRefusedButStarts(
@@ -83,13 +77,11 @@ describe("cache safety", () => {
 
   test("an image file replaced by a symlink is refused by path", async () => {
     const cacheDir = makeCacheDir();
-    dirs.push(cacheDir);
     const entry = await makeEntry(cacheDir);
     const images = join(entry, "images");
     const core = readdirSync(images).find((name) => name.startsWith("core-"));
     assert.ok(core);
-    const outside = mkdtempSync(join(tmpdir(), "warmstart-outside-"));
-    dirs.push(outside);
+    const outside = makeTempDir("warmstart-outside-");
     copyFileSync(join(images, core), join(outside, core));
     rmSync(join(images, core));
     symlinkSync(join(outside, core), join(images, core));
@@ -101,7 +93,6 @@ describe("cache safety", () => {
 
   test("8 concurrent launches on an empty cache: all serve, one entry, it verifies", async () => {
     const cacheDir = makeCacheDir();
-    dirs.push(cacheDir);
     const runs = Array.from(
       { length: 8 },
       () => new WarmstartRun(args(cacheDir, "log:^ready pid="), { PORT: "0" }),
@@ -119,8 +110,7 @@ describe("cache safety", () => {
   });
 
   test("a dump that runs out of disk leaves no entry, says why, and the app keeps serving", async () => {
-    const mountPoint = mkdtempSync(join(tmpdir(), "warmstart-tmpfs-"));
-    dirs.push(mountPoint);
+    const mountPoint = makeTempDir("warmstart-tmpfs-");
     execFileSync("mount", ["-t", "tmpfs", "-o", "size=24m,mode=0700", "tmpfs", mountPoint]);
     try {
       const cacheDir = join(mountPoint, "cache");

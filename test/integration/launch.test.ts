@@ -1,10 +1,9 @@
 // Issue 3's acceptance, with real CRIU on real processes.
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
-import { closeSync, openSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import { closeSync, openSync, readdirSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
-import { findCriu } from "../../src/criu/find-criu.js";
+import { describe, test } from "node:test";
 import {
   CLI,
   fixture,
@@ -15,31 +14,18 @@ import {
   makeCacheDir,
   type Report,
   readReports,
-  stopAllRuns,
+  useIntegrationRig,
   WarmstartRun,
   waitForEntry,
   waitUntil,
 } from "./rig.js";
 
-const cacheDirs: string[] = [];
+useIntegrationRig();
+
 function newCache(): { cacheDir: string; reportFile: string } {
   const cacheDir = makeCacheDir();
-  cacheDirs.push(cacheDir);
   return { cacheDir, reportFile: join(cacheDir, "reports.jsonl") };
 }
-
-before(async () => {
-  // Integration tests need real CRIU: without it they fail here, loudly, rather than skip.
-  const criu = await findCriu();
-  assert.ok(
-    criu.found,
-    `CRIU >= 4.2 is required for the integration tests (run scripts/install-criu.sh): ${JSON.stringify(criu)}`,
-  );
-});
-after(async () => {
-  await stopAllRuns();
-  for (const dir of cacheDirs) rmSync(dir, { recursive: true, force: true });
-});
 
 function runArgs(
   cacheDir: string,

@@ -1,11 +1,14 @@
 // A rig that runs the real CLI on real fixture apps, with real CRIU.
+import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { request } from "node:http";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { after, before } from "node:test";
 import { fileURLToPath } from "node:url";
+import { findCriu } from "../../src/criu/find-criu.js";
 
 export const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 export const CLI = join(ROOT, "dist/src/cli.js");
@@ -14,8 +17,35 @@ export function fixture(name: string): string {
   return join(ROOT, "test/fixtures", name);
 }
 
+const tempDirs: string[] = [];
+
+/** A fresh temporary directory, removed after the test file. */
+export function makeTempDir(prefix = "warmstart-test-"): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  tempDirs.push(dir);
+  return dir;
+}
+
 export function makeCacheDir(): string {
-  return mkdtempSync(join(tmpdir(), "warmstart-test-"));
+  return makeTempDir("warmstart-test-");
+}
+
+/**
+ * The hooks every integration test file needs: without a working CRIU the file fails
+ * here, loudly, rather than skipping; no run nor temporary directory outlives it.
+ */
+export function useIntegrationRig(): void {
+  before(async () => {
+    const criu = await findCriu();
+    assert.ok(
+      criu.found,
+      `CRIU >= 4.2 is required for the integration tests (run scripts/install-criu.sh): ${JSON.stringify(criu)}`,
+    );
+  });
+  after(async () => {
+    await stopAllRuns();
+    for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+  });
 }
 
 export interface Exit {

@@ -2,26 +2,22 @@
 // new version beside a serving one (same port), so the next launch is warm with new code.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import {
   freePort,
   getJson,
   listEntries,
   makeCacheDir,
-  stopAllRuns,
+  makeTempDir,
+  useIntegrationRig,
   WarmstartRun,
   waitForEntry,
   waitUntil,
 } from "./rig.js";
 
-const dirs: string[] = [];
-after(async () => {
-  await stopAllRuns();
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
+useIntegrationRig();
 
 /** An app whose code says its version, so a test can tell which code a snapshot holds. */
 function writeApp(dir: string, version: string): void {
@@ -37,8 +33,7 @@ require("node:http")
 
 function setUp(): { cacheDir: string; appDir: string } {
   const cacheDir = makeCacheDir();
-  const appDir = mkdtempSync(join(tmpdir(), "warmstart-watch-"));
-  dirs.push(cacheDir, appDir);
+  const appDir = makeTempDir("warmstart-watch-");
   writeApp(appDir, "v1");
   return { cacheDir, appDir };
 }
