@@ -126,6 +126,7 @@ export async function runDoctor(env: NodeJS.ProcessEnv = process.env): Promise<D
     );
   }
   if (!criu.found) {
+    checks.push(skippedProbe());
     return finish(checks);
   }
   const criuPath = criu.criu.path;
@@ -158,15 +159,19 @@ export async function runDoctor(env: NodeJS.ProcessEnv = process.env): Promise<D
   if (checks.every((check) => !check.isRequired || check.status === "ok")) {
     checks.push(await runFunctionalProbe(env));
   } else {
-    checks.push({
-      name: "checkpoint/restore probe",
-      status: "missing",
-      detail: "skipped: a required check above failed",
-      fix: "fix the checks above first",
-      isRequired: true,
-    });
+    checks.push(skippedProbe());
   }
   return finish(checks);
+}
+
+function skippedProbe(): DoctorCheck {
+  return {
+    name: "checkpoint/restore probe",
+    status: "missing",
+    detail: "skipped: a required check above failed",
+    fix: "fix the checks above first",
+    isRequired: true,
+  };
 }
 
 function finish(checks: DoctorCheck[]): DoctorReport {

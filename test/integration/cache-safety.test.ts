@@ -136,3 +136,38 @@ describe("cache safety", () => {
     }
   });
 });
+
+describe("cache size cap", () => {
+  test("with a cap smaller than three entries, three apps keep the cache under it, newest kept", async () => {
+    const cacheDir = makeCacheDir();
+    const launchApp = async (name: string, extra: string[] = []) => {
+      const run = new WarmstartRun(
+        [
+          ...args(cacheDir, "log:^ready pid=", extra).slice(0, -2),
+          "node",
+          fixture("ticker-server.cjs"),
+          name,
+        ],
+        { PORT: "0" },
+      );
+      await run.waitFor(/checkpoint saved/, "stderr");
+      await run.stop();
+    };
+    await launchApp("first");
+    const [firstKey] = listEntries(cacheDir);
+    assert.ok(firstKey);
+    const entryBytes = Number(
+      execFileSync("du", ["-sb", join(cacheDir, "v1", firstKey)], { encoding: "utf8" }).split("\t")[0],
+    );
+    const capBytes = Math.floor(entryBytes * 2.5);
+    await launchApp("second", ["--max-cache-size", String(capBytes)]);
+    await launchApp("third", ["--max-cache-size", String(capBytes)]);
+    const entries = listEntries(cacheDir);
+    assert.equal(entries.length, 2, `two of three fit under ${capBytes} bytes`);
+    assert.equal(entries.includes(firstKey), false, "the least recently used one went");
+    const total = Number(
+      execFileSync("du", ["-sb", join(cacheDir, "v1")], { encoding: "utf8" }).split("\t")[0],
+    );
+    assert.ok(total <= capBytes, `${total} bytes <= cap ${capBytes}`);
+  });
+});
