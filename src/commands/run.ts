@@ -193,6 +193,8 @@ export async function runRunCommand(args: string[]): Promise<number> {
     }
     throw error;
   }
+  // A signal that came while launch() ran (between its checks) goes to the app now.
+  if (received) launched.kill(received);
   if (values.detach) {
     // The snapshot must land before we go: nothing would commit it after us.
     await launched.checkpoint;

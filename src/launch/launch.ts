@@ -271,8 +271,20 @@ export async function launch(options: LaunchOptions): Promise<Launch> {
       if (warm.restored) void warm.imagesReleased.then(releaseImages);
       else releaseImages();
       if (warm.restored) {
+        // Aborted while CRIU was restoring (or later, while re-checking readiness): the
+        // restored app gets the signal like a cold-started one would.
+        const app = warm.app;
+        const stopOnAbort = () => app.kill(toSignal(opts.signal?.reason));
+        if (opts.signal?.aborted) stopOnAbort();
+        else opts.signal?.addEventListener("abort", stopOnAbort, { once: true });
         step("checking-ready");
         const ready = await waitForReadiness(warm.app, opts, recheckableProbes(opts.probes), undefined);
+        opts.signal?.removeEventListener("abort", stopOnAbort);
+        if (!ready.ready && ready.reason === "app-exited" && opts.signal?.aborted) {
+          throw new WarmstartError("app-exited", "The app was stopped before it was ready.", {
+            details: { exitCode: (await app.exited).exitCode },
+          });
+        }
         if (ready.ready) {
           rmSync(logPath, { force: true });
           const readyMs = elapsedMs();

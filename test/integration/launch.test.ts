@@ -348,6 +348,32 @@ describe("warmstart run: lifetime", () => {
     );
   });
 
+  test("SIGTERM while a snapshot is being restored stops warmstart and the restored app", async () => {
+    const { cacheDir, reportFile } = newCache();
+    const port = await freePort();
+    const args = runArgs(cacheDir, reportFile, [`tcp:${port}`], ["node", fixture("ticker-server.cjs")]);
+    const cold = new WarmstartRun(args, { PORT: String(port), BALLAST_MB: "64" });
+    await cold.waitFor(/checkpoint saved/, "stderr");
+    await cold.stop();
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const warm = new WarmstartRun(args, { PORT: String(port), BALLAST_MB: "64" });
+      await warm.waitFor(/restoring the snapshot/, "stderr");
+      warm.child.kill("SIGTERM");
+      const exited = await Promise.race([
+        warm.exited,
+        new Promise((resolve) => setTimeout(resolve, 15_000, "stuck")),
+      ]);
+      assert.notEqual(exited, "stuck", `warmstart did not exit after SIGTERM:\n${warm.stderr}`);
+      assert.equal((exited as { code: number }).code, 143);
+      const isAppGone = await waitUntil(
+        () =>
+          !execFileSync("ps", ["-eo", "args"], { encoding: "utf8" }).includes(fixture("ticker-server.cjs")),
+        5000,
+      );
+      assert.ok(isAppGone, "the restored app went with it");
+    }
+  });
+
   test("--detach returns once ready and snapshotted; the app keeps running and printing", async () => {
     const { cacheDir, reportFile } = newCache();
     const port = await freePort();
