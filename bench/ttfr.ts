@@ -1,6 +1,6 @@
 // Time to first response (TTFR): from spawning a command to the first 2xx answer from the
 // app. The measure users choose warmstart for; used by the demo and the benchmarks.
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, type StdioOptions, spawn } from "node:child_process";
 import { request } from "node:http";
 
 export interface TtfrRun {
@@ -12,21 +12,49 @@ export interface TtfrRun {
   readonly stderr: () => string;
 }
 
+/** How often the app is asked for its first answer: the resolution of every TTFR figure. */
+export const POLL_MS = 2;
+
+/** Every process measureTtfr started that has not exited yet, for a harness to kill on the way out. */
+export const liveChildren = new Set<ChildProcess>();
+
+export interface TtfrOptions {
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  timeoutMs?: number;
+  pollMs?: number;
+  /** Default: stdin and stdout ignored, stderr kept for error messages. fd 2 must stay a pipe. */
+  stdio?: StdioOptions;
+  /** performance.now() when the launch began, if a helper was started before this command. */
+  startedMs?: number;
+}
+
 export async function measureTtfr(
   command: readonly string[],
   url: string,
-  options: { env?: NodeJS.ProcessEnv; timeoutMs?: number; pollMs?: number } = {},
+  options: TtfrOptions = {},
 ): Promise<TtfrRun> {
   const [file, ...args] = command;
   if (!file) throw new Error("empty command");
-  const started = performance.now();
-  const child = spawn(file, args, { env: options.env ?? process.env, stdio: ["ignore", "ignore", "pipe"] });
+  const started = options.startedMs ?? performance.now();
+  const child = spawn(file, args, {
+    env: options.env ?? process.env,
+    ...(options.cwd ? { cwd: options.cwd } : {}),
+    stdio: options.stdio ?? ["ignore", "ignore", "pipe"],
+  });
+  liveChildren.add(child);
+  child.once("exit", () => liveChildren.delete(child));
   let stderr = "";
+  let spawnError: Error | undefined;
+  child.once("error", (error) => {
+    spawnError = error;
+  });
   child.stderr?.on("data", (chunk) => {
     stderr += chunk;
   });
   const deadline = started + (options.timeoutMs ?? 60_000);
   while (performance.now() < deadline) {
+    if (spawnError) throw new Error(`${command.join(" ")} could not start: ${spawnError.message}`);
     if (child.exitCode !== null || child.signalCode !== null) {
       throw new Error(
         `${command.join(" ")} exited with ${child.exitCode ?? child.signalCode} before answering:\n${stderr}`,
@@ -34,7 +62,7 @@ export async function measureTtfr(
     }
     const body = await tryGet(url);
     if (body) return { ttfrMs: performance.now() - started, body, child, stderr: () => stderr };
-    await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? 2));
+    await new Promise((resolve) => setTimeout(resolve, options.pollMs ?? POLL_MS));
   }
   child.kill("SIGKILL");
   throw new Error(
