@@ -1,4 +1,5 @@
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { defaultCacheDir, openCacheDir } from "../cache/cache-dir.js";
 import { isWarmNotFaster, readStats, recordHit } from "../cache/entry-stats.js";
@@ -233,8 +234,11 @@ export async function launch(options: LaunchOptions): Promise<Launch> {
     }
   }
   const logsDir = join(opts.cacheDir, "logs");
-  // This launch's private files (restore staging, notify socket); removed when done.
-  const runtimeDir = join(opts.cacheDir, "run", String(process.pid));
+  // This launch's private files (restore staging, notify socket); removed when done. Never
+  // inside a cache directory that was refused: others may be able to write there.
+  const runtimeDir = cacheDir.usable
+    ? join(opts.cacheDir, "run", String(process.pid))
+    : mkdtempSync(join(tmpdir(), "warmstart-run-"));
   const isCacheUsable = criuPath !== undefined && store !== undefined && key !== null;
   let cache: LaunchReport["cache"] = isCacheUsable ? "miss" : "unavailable";
 

@@ -63,6 +63,27 @@ describe("cache safety", () => {
     assert.deepEqual(listEntries(cacheDir), []);
   });
 
+  test("with a refused cache directory, nothing of the launch is created inside it", async () => {
+    const cacheDir = makeCacheDir();
+    chmodSync(cacheDir, 0o777);
+    // The notify probe needs a private directory for its socket: it must not be this one.
+    const run = new WarmstartRun([
+      "run",
+      "-v",
+      "--cache-dir",
+      cacheDir,
+      "--ready",
+      "notify",
+      "--",
+      "node",
+      fixture("notify-ready.cjs"),
+    ]);
+    await run.waitFor(/ready, cold, pid/, "stderr");
+    assert.match(run.stderr, /warning: cache directory refused/);
+    assert.deepEqual(readdirSync(cacheDir), []);
+    await run.stop();
+  });
+
   test("an entry owned by another uid is refused, never restored, never deleted", async () => {
     const cacheDir = makeCacheDir();
     const entry = await makeEntry(cacheDir);
