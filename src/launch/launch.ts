@@ -1,7 +1,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { defaultCacheDir, openCacheDir } from "../cache/cache-dir.js";
+import { openCacheDir } from "../cache/cache-dir.js";
 import { isWarmNotFaster, readStats, recordHit } from "../cache/entry-stats.js";
 import { EntryStore, type LookupOutcome, type Manifest } from "../cache/entry-store.js";
 import { FileHashIndex } from "../cache/file-hash.js";
@@ -9,160 +9,20 @@ import { type CacheKeyFields, computeCacheKey, IMAGE_FORMAT_VERSION } from "../c
 import { collectKeyFields } from "../cache/key-fields.js";
 import { summarizeCriuErrors } from "../criu/criu-log.js";
 import { findCriu } from "../criu/find-criu.js";
-import { invalidOption, WarmstartError } from "../errors.js";
+import { WarmstartError } from "../errors.js";
 import { createNotifyListener, type NotifyListener } from "../readiness/notify.js";
-import type { OutputLines } from "../readiness/output-lines.js";
-import { describeProbe, type ProbeSpec, parseProbe } from "../readiness/probe-spec.js";
-import { waitUntilReady } from "../readiness/wait-ready.js";
-import type { AppExit, AppProcess, OutputSinks } from "./app-process.js";
 import { type CheckpointOutcome, checkpointApp } from "./checkpoint.js";
 import { startCold } from "./cold-start.js";
-import type { FallbackReason, LaunchEvent, LaunchStep } from "./launch-events.js";
-import {
-  enterNetworkOf,
-  isNetworkProbe,
-  isolateNetwork,
-  waitForNetworkProbesInside,
-} from "./private-network.js";
+import type { FallbackReason, LaunchStep } from "./launch-events.js";
+import { type Launch, type LaunchReport, toLaunch } from "./launch-handle.js";
+import { LAZY_MIN_IMAGE_BYTES, type LaunchOptions, resolveLaunchOptions } from "./launch-options.js";
+import { enterNetworkOf, isolateNetwork } from "./private-network.js";
 import { resolveCommand } from "./resolve-command.js";
+import { recheckableProbes, waitForReadiness } from "./wait-for-readiness.js";
 import { startWarm } from "./warm-start.js";
 
-export interface LaunchOptions {
-  /** The app's command: executable (PATH is searched) and arguments. */
-  readonly command: readonly string[];
-  /** Readiness probes in CLI syntax (`tcp:3000`, `http://...`, `log:<regex>`, `file:<path>`, `notify`). */
-  readonly ready: readonly string[];
-  readonly readyTimeoutMs?: number;
-  readonly cwd?: string;
-  readonly env?: NodeJS.ProcessEnv;
-  readonly cacheDir?: string;
-  /** Ignore the cache for this launch (still snapshots unless `isSnapshotDisabled`). */
-  readonly isCold?: boolean;
-  /** Never checkpoint this launch. */
-  readonly isSnapshotDisabled?: boolean;
-  /** Start cold and replace the entry. */
-  readonly isRefresh?: boolean;
-  /** Extra environment variable names to leave out of the key. */
-  readonly envIgnore?: readonly string[];
-  /** Globs of the files the app is made of (its code, jar, config): part of the key. */
-  readonly inputs?: readonly string[];
-  /** Cap on the cache's size; default: 10 GiB or 20% of the free space, whichever is smaller. */
-  readonly maxCacheBytes?: number;
-  readonly sinks?: OutputSinks;
-  readonly onEvent?: (event: LaunchEvent) => void;
-  /** performance.now() at which the launch began, for readyMs (default: now). */
-  readonly startedAtMs?: number;
-  /** Leave the app running when warmstart exits; its output goes straight to our stdout/stderr. */
-  readonly isDetached?: boolean;
-  /** Restore memory on first touch (CRIU lazy pages) instead of reading it all up front.
-   * Default: for images of LAZY_MIN_IMAGE_BYTES or more, where it was measured to win. */
-  readonly isLazy?: boolean;
-  /** Start cold in a private network namespace (prewarm beside a running instance). */
-  readonly isNetworkIsolated?: boolean;
-  /** Aborting before the app is ready stops it with the abort reason (a signal name) or SIGTERM. */
-  readonly signal?: AbortSignal;
-}
-
-export interface LaunchReport {
-  readonly mode: "cold" | "warm";
-  readonly key: string | null;
-  readonly command: readonly string[];
-  readonly pid: number;
-  readonly readyMs: number;
-  readonly cache: "hit" | "miss" | "bypassed" | "unavailable";
-  readonly fallbackReason: FallbackReason | null;
-  readonly checkpointMs: number | null;
-  readonly imageBytes: number | null;
-  readonly checkpoint: "saved" | "failed" | "skipped" | "lost-race" | null;
-  readonly exitCode: number | null;
-}
-
-/** A launched app, ready. */
-export interface Launch {
-  readonly mode: "cold" | "warm";
-  readonly pid: number;
-  readonly key: string | null;
-  readonly readyMs: number;
-  /** Settles when the cold launch's checkpoint is done (undefined: none was taken). */
-  readonly checkpoint: Promise<CheckpointOutcome | undefined>;
-  readonly exited: Promise<AppExit>;
-  kill(signal: NodeJS.Signals): void;
-  readonly stdin: NodeJS.WritableStream | null;
-  /** The report line; exitCode is filled in once the app has exited. */
-  report(): Promise<LaunchReport>;
-}
-
-interface ResolvedOptions {
-  readonly command: readonly string[];
-  readonly probes: readonly ProbeSpec[];
-  readonly readyTimeoutMs: number;
-  readonly cwd: string;
-  readonly env: NodeJS.ProcessEnv;
-  readonly cacheDir: string;
-  readonly isCold: boolean;
-  readonly isSnapshotDisabled: boolean;
-  readonly isRefresh: boolean;
-  readonly isDetached: boolean;
-  readonly isNetworkIsolated: boolean;
-  readonly isLazy: boolean | undefined;
-  readonly envIgnore: ReadonlySet<string>;
-  readonly inputs: readonly string[];
-  readonly maxCacheBytes: number | undefined;
-  readonly sinks: OutputSinks;
-  readonly emit: (event: LaunchEvent) => void;
-  readonly startedAtMs: number;
-  readonly signal: AbortSignal | undefined;
-}
-
-const DEFAULT_READY_TIMEOUT_MS = 60_000;
-
-/**
- * Lazy restores pay for a daemon and a fault per page touched; eager ones read the whole
- * image first. Measured here (npm run bench): a 7 MB image restores faster eagerly, a
- * 130 MB one slightly faster lazily (~190 vs ~220 ms), a 350 MB one much faster (~0.6 vs
- * ~0.9 s).
- */
-export const LAZY_MIN_IMAGE_BYTES = 100 * 1024 * 1024;
-
-export function resolveLaunchOptions(options: LaunchOptions): Readonly<ResolvedOptions> {
-  const cwd = options.cwd ?? process.cwd();
-  if (options.ready.length === 0) {
-    throw new WarmstartError("invalid-option", "Expected at least one --ready probe, got none.", {
-      hint: "warmstart checkpoints the app once it is ready: say how to tell, e.g. --ready tcp:3000, --ready http://127.0.0.1:3000/healthz, --ready 'log:listening', --ready file:/tmp/app.ready or --ready notify",
-    });
-  }
-  const readyTimeoutMs = options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
-  if (!Number.isFinite(readyTimeoutMs) || readyTimeoutMs <= 0) {
-    throw invalidOption("--ready-timeout", "a positive number of seconds", readyTimeoutMs / 1000);
-  }
-  const probes = options.ready.map((text) => parseProbe(text, cwd));
-  if (options.isDetached && probes.some((probe) => probe.kind === "log")) {
-    throw new WarmstartError("invalid-option", "A log: probe cannot be used with --detach.", {
-      hint: "a detached app writes straight to the terminal or file, where warmstart cannot read it; use tcp:, http:, file: or notify",
-    });
-  }
-  return Object.freeze({
-    command: options.command,
-    probes,
-    readyTimeoutMs,
-    cwd,
-    env: options.env ?? process.env,
-    cacheDir: options.cacheDir ?? defaultCacheDir(options.env ?? process.env),
-    isCold: options.isCold ?? false,
-    isSnapshotDisabled: options.isSnapshotDisabled ?? false,
-    isRefresh: options.isRefresh ?? false,
-    isDetached: options.isDetached ?? false,
-    isNetworkIsolated: options.isNetworkIsolated ?? false,
-    isLazy: options.isLazy,
-    envIgnore: new Set(options.envIgnore ?? []),
-    inputs: options.inputs ?? [],
-    maxCacheBytes: options.maxCacheBytes,
-    sinks: options.sinks ?? { stdout: process.stdout, stderr: process.stderr },
-    emit: options.onEvent ?? (() => {}),
-    startedAtMs: options.startedAtMs ?? performance.now(),
-    signal: options.signal,
-  });
-}
+export type { Launch, LaunchReport } from "./launch-handle.js";
+export { LAZY_MIN_IMAGE_BYTES, type LaunchOptions, resolveLaunchOptions } from "./launch-options.js";
 
 /**
  * Launches the app: restores its snapshot when a valid one exists, otherwise starts it cold,
@@ -472,123 +332,10 @@ function toSignal(reason: unknown): NodeJS.Signals {
   return typeof reason === "string" && reason.startsWith("SIG") ? (reason as NodeJS.Signals) : "SIGTERM";
 }
 
-type Readiness = { ready: true } | { ready: false; reason: "timeout" | "app-exited"; detail: string };
-
-/** Waits for the probes, giving up early when the app exits. */
-async function waitForReadiness(
-  app: AppProcess,
-  opts: ResolvedOptions,
-  probes: readonly ProbeSpec[],
-  notify: NotifyListener | undefined,
-): Promise<Readiness> {
-  if (probes.length === 0)
-    return app.hasExited() ? { ready: false, reason: "app-exited", detail: "" } : { ready: true };
-  const abort = new AbortController();
-  void app.exited.then(() => abort.abort());
-  const output: OutputLines = mergeOutput(app);
-  const inside = opts.isNetworkIsolated ? probes.filter(isNetworkProbe) : [];
-  const [outcome, isInsideReady] = await Promise.all([
-    waitUntilReady({
-      probes: probes.filter((probe) => !inside.includes(probe)),
-      timeoutMs: opts.readyTimeoutMs,
-      output,
-      ...(notify ? { notify } : {}),
-      signal: abort.signal,
-    }),
-    inside.length > 0
-      ? waitForNetworkProbesInside(app.pid, inside, opts.readyTimeoutMs, abort.signal)
-      : Promise.resolve(true),
-  ]);
-  abort.abort();
-  if (!isInsideReady && !app.hasExited()) {
-    return { ready: false, reason: "timeout", detail: inside.map(describeProbe).join(", ") };
-  }
-  if (outcome.ready)
-    return app.hasExited() ? { ready: false, reason: "app-exited", detail: "" } : { ready: true };
-  if (outcome.reason === "aborted") return { ready: false, reason: "app-exited", detail: "" };
-  return { ready: false, reason: "timeout", detail: outcome.pending.map(describeProbe).join(", ") };
-}
-
-function mergeOutput(app: AppProcess): OutputLines {
-  return {
-    get recent() {
-      return [...app.stdout.recent, ...app.stderr.recent];
-    },
-    onLine(listener) {
-      const offOut = app.stdout.onLine(listener);
-      const offErr = app.stderr.onLine(listener);
-      return () => {
-        offOut();
-        offErr();
-      };
-    },
-  };
-}
-
-/**
- * After a restore the app is in the state it had when it was ready: the log line it printed
- * and the READY=1 it sent are in the past. What can be checked again (ports, URLs, files)
- * is; the rest held at checkpoint time.
- */
-function recheckableProbes(probes: readonly ProbeSpec[]): ProbeSpec[] {
-  return probes.filter((probe) => probe.kind === "tcp" || probe.kind === "http" || probe.kind === "file");
-}
-
 function describeRestoreFailure(errors: readonly string[], logPath: string): string {
   const summary = summarizeCriuErrors(errors);
   const portHint = errors.some((line) => /Address already in use|EADDRINUSE/.test(line))
     ? " (a port the app listens on is taken by another process: a restored app needs its listening ports free)"
     : "";
   return `restore failed: ${summary}${portHint}; evicted the snapshot, starting cold (CRIU log: ${logPath})`;
-}
-
-function toLaunch(
-  launched: {
-    mode: "cold" | "warm";
-    app: AppProcess;
-    key: string | null;
-    readyMs: number;
-    checkpoint: Promise<CheckpointOutcome | undefined>;
-  },
-  extra: Pick<LaunchReport, "command" | "cache" | "fallbackReason" | "imageBytes">,
-): Launch {
-  const { app } = launched;
-  let exitCode: number | null = null;
-  void app.exited.then((exit) => {
-    exitCode = exit.exitCode;
-  });
-  return {
-    mode: launched.mode,
-    pid: app.pid,
-    key: launched.key,
-    readyMs: launched.readyMs,
-    checkpoint: launched.checkpoint,
-    exited: app.exited,
-    stdin: app.stdin,
-    kill: (signal) => app.kill(signal),
-    async report() {
-      const outcome = await launched.checkpoint;
-      return {
-        mode: launched.mode,
-        key: launched.key,
-        command: extra.command,
-        pid: app.pid,
-        readyMs: launched.readyMs,
-        cache: extra.cache,
-        fallbackReason: extra.fallbackReason,
-        checkpointMs: outcome?.checkpointMs ?? null,
-        imageBytes: outcome?.saved ? outcome.entry.manifest.imageBytes : extra.imageBytes,
-        checkpoint: outcome
-          ? outcome.saved
-            ? "saved"
-            : outcome.reason === "lost-race"
-              ? "lost-race"
-              : "failed"
-          : launched.mode === "cold"
-            ? "skipped"
-            : null,
-        exitCode,
-      };
-    },
-  };
 }

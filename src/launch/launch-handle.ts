@@ -1,0 +1,83 @@
+import type { AppExit, AppProcess } from "./app-process.js";
+import type { CheckpointOutcome } from "./checkpoint.js";
+import type { FallbackReason } from "./launch-events.js";
+
+export interface LaunchReport {
+  readonly mode: "cold" | "warm";
+  readonly key: string | null;
+  readonly command: readonly string[];
+  readonly pid: number;
+  readonly readyMs: number;
+  readonly cache: "hit" | "miss" | "bypassed" | "unavailable";
+  readonly fallbackReason: FallbackReason | null;
+  readonly checkpointMs: number | null;
+  readonly imageBytes: number | null;
+  readonly checkpoint: "saved" | "failed" | "skipped" | "lost-race" | null;
+  readonly exitCode: number | null;
+}
+
+/** A launched app, ready. */
+export interface Launch {
+  readonly mode: "cold" | "warm";
+  readonly pid: number;
+  readonly key: string | null;
+  readonly readyMs: number;
+  /** Settles when the cold launch's checkpoint is done (undefined: none was taken). */
+  readonly checkpoint: Promise<CheckpointOutcome | undefined>;
+  readonly exited: Promise<AppExit>;
+  kill(signal: NodeJS.Signals): void;
+  readonly stdin: NodeJS.WritableStream | null;
+  /** The report line; exitCode is filled in once the app has exited. */
+  report(): Promise<LaunchReport>;
+}
+
+export function toLaunch(
+  launched: {
+    mode: "cold" | "warm";
+    app: AppProcess;
+    key: string | null;
+    readyMs: number;
+    checkpoint: Promise<CheckpointOutcome | undefined>;
+  },
+  extra: Pick<LaunchReport, "command" | "cache" | "fallbackReason" | "imageBytes">,
+): Launch {
+  const { app } = launched;
+  let exitCode: number | null = null;
+  void app.exited.then((exit) => {
+    exitCode = exit.exitCode;
+  });
+  return {
+    mode: launched.mode,
+    pid: app.pid,
+    key: launched.key,
+    readyMs: launched.readyMs,
+    checkpoint: launched.checkpoint,
+    exited: app.exited,
+    stdin: app.stdin,
+    kill: (signal) => app.kill(signal),
+    async report() {
+      const outcome = await launched.checkpoint;
+      return {
+        mode: launched.mode,
+        key: launched.key,
+        command: extra.command,
+        pid: app.pid,
+        readyMs: launched.readyMs,
+        cache: extra.cache,
+        fallbackReason: extra.fallbackReason,
+        checkpointMs: outcome?.checkpointMs ?? null,
+        imageBytes: outcome?.saved ? outcome.entry.manifest.imageBytes : extra.imageBytes,
+        checkpoint: outcome
+          ? outcome.saved
+            ? "saved"
+            : outcome.reason === "lost-race"
+              ? "lost-race"
+              : "failed"
+          : launched.mode === "cold"
+            ? "skipped"
+            : null,
+        exitCode,
+      };
+    },
+  };
+}
