@@ -7,6 +7,7 @@ export function createLaunchRenderer(isVerbose: boolean): (event: LaunchEvent) =
   return (event) => {
     switch (event.type) {
       case "fallback":
+      case "warning":
         process.stderr.write(`warmstart: warning: ${event.message}\n`);
         return;
       case "step":

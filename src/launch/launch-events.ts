@@ -34,6 +34,8 @@ export type FallbackReason =
 export type LaunchEvent =
   | { readonly type: "step"; readonly step: LaunchStep; readonly atMs: number; readonly detail?: string }
   | { readonly type: "fallback"; readonly reason: FallbackReason; readonly message: string }
+  /** Something the user should know that changes no mode: a snapshot not taken, and why. */
+  | { readonly type: "warning"; readonly message: string }
   | { readonly type: "ready"; readonly mode: "cold" | "warm"; readonly pid: number; readonly readyMs: number }
   | { readonly type: "checkpoint"; readonly outcome: CheckpointOutcome };
 

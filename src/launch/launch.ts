@@ -17,6 +17,7 @@ import type { FallbackReason, LaunchStep } from "./launch-events.js";
 import { type Launch, type LaunchReport, toLaunch } from "./launch-handle.js";
 import { LAZY_MIN_IMAGE_BYTES, type LaunchOptions, resolveLaunchOptions } from "./launch-options.js";
 import { enterNetworkOf, isolateNetwork } from "./private-network.js";
+import { findPortsNotHeldByApp } from "./probe-ports.js";
 import { resolveCommand } from "./resolve-command.js";
 import { recheckableProbes, waitForReadiness } from "./wait-for-readiness.js";
 import { startWarm } from "./warm-start.js";
@@ -171,10 +172,17 @@ export async function launch(options: LaunchOptions): Promise<Launch> {
           "restored-not-ready",
           `the restored app did not pass ${ready.detail} after restore; evicted the snapshot, starting cold`,
         );
+        store.evict(key);
+      } else if (isPortConflict(warm.errors)) {
+        // The snapshot is fine; the port is not free. Keep it for when it is.
+        fallback(
+          "restore-failed",
+          `restore failed: a port the app listens on is taken by another process (a restored app needs its listening ports free); kept the snapshot, starting cold (CRIU log: ${warm.logPath})`,
+        );
       } else {
         fallback("restore-failed", describeRestoreFailure(warm.errors, warm.logPath));
+        store.evict(key);
       }
-      store.evict(key);
     } else if (found.reason === "missing" && fields) {
       step("looking-up", `miss: ${store.explainMiss(fields)}`);
     } else if (found.reason === "refused") {
@@ -253,8 +261,15 @@ export async function launch(options: LaunchOptions): Promise<Launch> {
   opts.emit({ type: "ready", mode: "cold", pid: app.pid, readyMs });
   step("serving");
 
+  const foreignPorts = findPortsNotHeldByApp(app.pid, opts.probes);
+  if (foreignPorts.length > 0) {
+    opts.emit({
+      type: "warning",
+      message: `port ${foreignPorts.join(", ")} answered the readiness probe, but the app does not listen on it: another process holds it, so the app may not be ready; no snapshot taken`,
+    });
+  }
   let checkpoint: Promise<CheckpointOutcome | undefined> = Promise.resolve(undefined);
-  if (isCacheUsable && store && key && fields && criuPath && isSnapshotWanted) {
+  if (isCacheUsable && store && key && fields && criuPath && isSnapshotWanted && foreignPorts.length === 0) {
     const entryStore = store;
     const snapshotKey = key;
     const snapshotFields = fields;
@@ -332,10 +347,10 @@ function toSignal(reason: unknown): NodeJS.Signals {
   return typeof reason === "string" && reason.startsWith("SIG") ? (reason as NodeJS.Signals) : "SIGTERM";
 }
 
+function isPortConflict(errors: readonly string[]): boolean {
+  return errors.some((line) => /Address already in use|EADDRINUSE/.test(line));
+}
+
 function describeRestoreFailure(errors: readonly string[], logPath: string): string {
-  const summary = summarizeCriuErrors(errors);
-  const portHint = errors.some((line) => /Address already in use|EADDRINUSE/.test(line))
-    ? " (a port the app listens on is taken by another process: a restored app needs its listening ports free)"
-    : "";
-  return `restore failed: ${summary}${portHint}; evicted the snapshot, starting cold (CRIU log: ${logPath})`;
+  return `restore failed: ${summarizeCriuErrors(errors)}; evicted the snapshot, starting cold (CRIU log: ${logPath})`;
 }

@@ -1,43 +1,11 @@
-import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { readSocketInodes, readTcpSockets, TCP_LISTEN } from "./proc-sockets.js";
 
-// /proc/net/tcp "st" column: 0A is LISTEN. Every other state with an fd in the app is a
-// connection that CRIU would have to dump (--tcp-established) and restore closed.
-const LISTEN = "0A";
-
-/** The app's TCP sockets that are not listening (connections, or ones still closing). */
+/** The app's TCP sockets that are not listening (connections, or ones still closing): each
+ * is one CRIU would have to dump (--tcp-established) and restore closed. */
 export function countOpenConnections(pid: number): number {
-  let inodes: Set<string>;
-  try {
-    inodes = new Set(
-      readdirSync(`/proc/${pid}/fd`)
-        .map((fd) => {
-          try {
-            return /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1];
-          } catch {
-            return undefined;
-          }
-        })
-        .filter((inode): inode is string => inode !== undefined),
-    );
-  } catch {
-    return 0;
-  }
-  let count = 0;
-  for (const table of ["tcp", "tcp6"]) {
-    let text: string;
-    try {
-      text = readFileSync(`/proc/${pid}/net/${table}`, "utf8");
-    } catch {
-      continue;
-    }
-    for (const line of text.split("\n").slice(1)) {
-      const columns = line.trim().split(/\s+/);
-      const state = columns[3];
-      const inode = columns[9];
-      if (state && inode && state !== LISTEN && inodes.has(inode)) count++;
-    }
-  }
-  return count;
+  const inodes = readSocketInodes(pid);
+  return readTcpSockets(pid).filter((socket) => socket.state !== TCP_LISTEN && inodes.has(socket.inode))
+    .length;
 }
 
 /**

@@ -163,6 +163,51 @@ describe("warmstart run", () => {
     );
   });
 
+  test("a port taken by another process: the snapshot is kept, the false readiness is named, no snapshot of the cold start", async () => {
+    const { cacheDir, reportFile } = newCache();
+    const port = await freePort();
+    const args = runArgs(cacheDir, reportFile, [`tcp:${port}`], ["node", fixture("ticker-server.cjs")]);
+    const first = new WarmstartRun(args, { PORT: String(port) });
+    const key = await waitForEntry(cacheDir);
+    await first.stop();
+
+    const holder = spawn(process.execPath, [
+      "-e",
+      `require("node:net").createServer().listen(${port}, "127.0.0.1")`,
+    ]);
+    try {
+      assert.ok(
+        await waitUntil(
+          () =>
+            readFileSync("/proc/net/tcp", "utf8").includes(
+              `:${port.toString(16).toUpperCase().padStart(4, "0")} 00000000:0000 0A`,
+            ),
+          5000,
+        ),
+      );
+      const blocked = new WarmstartRun(args, { PORT: String(port) });
+      const exit = await blocked.exited;
+      assert.notEqual(exit.code, 0, "the app cannot listen, so it fails");
+      assert.match(
+        blocked.stderr,
+        /warning: restore failed: a port the app listens on is taken by another process .*; kept the snapshot, starting cold/,
+      );
+      assert.match(
+        blocked.stderr,
+        new RegExp(
+          `warning: port ${port} answered the readiness probe, but the app does not listen on it: another process holds it, so the app may not be ready; no snapshot taken`,
+        ),
+      );
+      assert.deepEqual(listEntries(cacheDir), [key]);
+    } finally {
+      holder.kill("SIGKILL");
+    }
+    await new Promise((resolve) => holder.once("exit", resolve));
+    const next = new WarmstartRun(args, { PORT: String(port) });
+    await next.waitFor(/ready, warm, pid/, "stderr");
+    await next.stop();
+  });
+
   test("a truncated or corrupted image: warning, cold start, new snapshot, request answered", async () => {
     for (const damage of ["truncate pages", "corrupt metadata"] as const) {
       const { cacheDir, reportFile } = newCache();
