@@ -1,21 +1,11 @@
 // Issue 4: `warmstart ls`, `rm`, `prune` and `verify` on entries made by real launches.
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import {
-  chmodSync,
-  chownSync,
-  closeSync,
-  cpSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  readSync,
-  writeSync,
-} from "node:fs";
+import { chmodSync, chownSync, cpSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { formatBytes } from "../../src/commands/format.js";
+import { flipByte } from "../corrupt-file.js";
 import {
   fixture,
   freePort,
@@ -100,18 +90,6 @@ function findPagesFile(imagesDir: string): string {
   const pages = readdirSync(imagesDir).find((name) => /^pages-\d+\.img$/.test(name));
   assert.ok(pages, `no pages file in ${imagesDir}`);
   return join(imagesDir, pages);
-}
-
-function flipByte(path: string, offset: number): void {
-  const fd = openSync(path, "r+");
-  try {
-    const byte = Buffer.alloc(1);
-    readSync(fd, byte, 0, 1, offset);
-    byte[0] = (byte[0] ?? 0) ^ 0xff;
-    writeSync(fd, byte, 0, 1, offset);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 describe("cache commands", () => {

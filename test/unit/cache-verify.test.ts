@@ -1,9 +1,10 @@
 import assert from "node:assert/strict";
-import { chmodSync, closeSync, openSync, readSync, rmSync, writeSync } from "node:fs";
+import { chmodSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import type { EntryStore } from "../../src/cache/entry-store.js";
 import { verifyEntry } from "../../src/cache/entry-verify.js";
+import { flipByte } from "../corrupt-file.js";
 import { commitFakeEntry, fakeKey, makeStore } from "./fake-entries.js";
 
 const cacheDirs: string[] = [];
@@ -15,18 +16,6 @@ function newStore(): EntryStore {
   const { cacheDir, store } = makeStore();
   cacheDirs.push(cacheDir);
   return store;
-}
-
-function flipByte(path: string, offset: number): void {
-  const fd = openSync(path, "r+");
-  try {
-    const byte = Buffer.alloc(1);
-    readSync(fd, byte, 0, 1, offset);
-    byte[0] = (byte[0] ?? 0) ^ 0xff;
-    writeSync(fd, byte, 0, 1, offset);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 describe("verifyEntry", () => {
