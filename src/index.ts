@@ -9,4 +9,6 @@ export type { AppExit } from "./launch/app-process.js";
 export type { CheckpointOutcome } from "./launch/checkpoint.js";
 export { type Launch, type LaunchOptions, type LaunchReport, launch } from "./launch/launch.js";
 export type { FallbackReason, LaunchEvent, LaunchStep } from "./launch/launch-events.js";
+export { prewarm } from "./launch/prewarm.js";
+export { type InputWatcher, type WatchEvent, watchInputs } from "./launch/watch-inputs.js";
 export { type ProbeSpec, parseProbe } from "./readiness/probe-spec.js";
