@@ -1,0 +1,113 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+import { toDumpFlags, toRestoreFlags } from "../../src/criu/criu-flags.js";
+import { readCriuErrors, summarizeCriuErrors } from "../../src/criu/criu-log.js";
+import { isCriuVersionSupported, listCriuCandidates, parseCriuVersion } from "../../src/criu/find-criu.js";
+
+describe("criu", () => {
+  test("versions: parsed from --version, 4.2 and later supported", () => {
+    assert.deepEqual(parseCriuVersion("Version: 4.2.1\nGitID: v4.2.1\n"), {
+      major: 4,
+      minor: 2,
+      patch: 1,
+      text: "4.2.1",
+    });
+    assert.deepEqual(parseCriuVersion("Version: 3.17\n"), { major: 3, minor: 17, patch: 0, text: "3.17.0" });
+    assert.equal(parseCriuVersion("criu: command not found"), undefined);
+    assert.equal(isCriuVersionSupported({ major: 4, minor: 1, patch: 1, text: "4.1.1" }), false);
+    assert.equal(isCriuVersionSupported({ major: 4, minor: 2, patch: 0, text: "4.2.0" }), true);
+    assert.equal(isCriuVersionSupported({ major: 5, minor: 0, patch: 0, text: "5.0.0" }), true);
+  });
+
+  test("candidates: $WARMSTART_CRIU alone, else PATH in order, then the sbin directories", () => {
+    assert.deepEqual(listCriuCandidates({ WARMSTART_CRIU: "/opt/criu", PATH: "/bin" }), ["/opt/criu"]);
+    assert.deepEqual(listCriuCandidates({ PATH: "/opt/bin:/usr/sbin" }), [
+      "/opt/bin/criu",
+      "/usr/sbin/criu",
+      "/usr/local/sbin/criu",
+      "/sbin/criu",
+    ]);
+  });
+
+  test("flags: one per option, lazy and exec-cmd only when asked", () => {
+    assert.deepEqual(
+      toDumpFlags({ pid: 42, imagesDir: "/i", logFile: "/l", logLevel: 4, leaveRunning: true }),
+      [
+        "dump",
+        "--tree",
+        "42",
+        "--images-dir",
+        "/i",
+        "--log-file",
+        "/l",
+        "-v4",
+        "--leave-running",
+        "--tcp-established",
+        "--network-lock",
+        "nftables",
+        "--file-locks",
+      ],
+    );
+    const restore = toRestoreFlags({
+      imagesDir: "/i",
+      logFile: "/l",
+      logLevel: 2,
+      inheritFds: [{ fd: 4, resource: "pipe:[7]" }],
+      execCommand: ["perl", "-e", "1"],
+      isLazy: true,
+    });
+    assert.deepEqual(restore.slice(-9), [
+      "--file-locks",
+      "--lazy-pages",
+      "--inherit-fd",
+      "fd[4]:pipe:[7]",
+      "--exec-cmd",
+      "--",
+      "perl",
+      "-e",
+      "1",
+    ]);
+    const eager = toRestoreFlags({
+      imagesDir: "/i",
+      logFile: "/l",
+      logLevel: 2,
+      inheritFds: [],
+      execCommand: [],
+      isLazy: false,
+    });
+    assert.equal(eager.includes("--lazy-pages") || eager.includes("--exec-cmd"), false);
+  });
+
+  test("log: error lines with the line before them, benign ones skipped, the first real one summarized", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "warmstart-criu-log-"));
+    try {
+      const log = join(dir, "restore.log");
+      writeFileSync(
+        log,
+        [
+          "(00.001) Error (criu/util.c:1534): rlimit: Can't setup RLIMIT_NOFILE for self: Operation not permitted",
+          "(00.002) inet: Restoring socket 27",
+          "(00.003) Error (criu/sk-inet.c:1059): inet: Can't bind inet socket (id 27): Address already in use",
+          "(00.004) Error (criu/cr-restore.c:2331): Restoring FAILED.",
+          "",
+        ].join("\n"),
+      );
+      const errors = await readCriuErrors(log);
+      assert.deepEqual(errors, [
+        "(00.002) inet: Restoring socket 27",
+        "(00.003) Error (criu/sk-inet.c:1059): inet: Can't bind inet socket (id 27): Address already in use",
+        "(00.004) Error (criu/cr-restore.c:2331): Restoring FAILED.",
+      ]);
+      assert.equal(
+        summarizeCriuErrors(errors),
+        "Error (criu/sk-inet.c:1059): inet: Can't bind inet socket (id 27): Address already in use",
+      );
+      assert.deepEqual(await readCriuErrors(join(dir, "missing.log")), []);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

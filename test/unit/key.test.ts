@@ -1,0 +1,101 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import {
+  type CacheKeyFields,
+  computeCacheKey,
+  diffKeyFields,
+  digestEnvironment,
+  IMAGE_FORMAT_VERSION,
+  isVolatileEnv,
+} from "../../src/cache/key.js";
+
+const SECRET = Buffer.alloc(32, 7);
+
+function fields(overrides: Partial<CacheKeyFields> = {}): CacheKeyFields {
+  return {
+    formatVersion: IMAGE_FORMAT_VERSION,
+    executableSha256: "a".repeat(64),
+    executablePath: "/usr/bin/node",
+    args: ["server.js"],
+    cwd: "/srv/app",
+    inputPatterns: ["src/**/*.js"],
+    inputs: { "/srv/app/src/a.js": "1".repeat(64) },
+    env: digestEnvironment({ PORT: "3000", NODE_ENV: "production" }, SECRET),
+    uid: 0,
+    gid: 0,
+    kernelRelease: "6.18.44",
+    cpuFlagsSha256: "c".repeat(64),
+    criuVersion: "4.2.1",
+    ...overrides,
+  };
+}
+
+describe("cache key", () => {
+  test("is a sha256 that does not depend on the order fields were written in", () => {
+    const a = fields();
+    const reordered = Object.fromEntries(Object.entries(a).reverse()) as unknown as CacheKeyFields;
+    assert.match(computeCacheKey(a), /^[0-9a-f]{64}$/);
+    assert.equal(computeCacheKey(reordered), computeCacheKey(a));
+  });
+
+  test("changes with each field", () => {
+    const base = computeCacheKey(fields());
+    const variants: Partial<CacheKeyFields>[] = [
+      { executableSha256: "b".repeat(64) },
+      { args: ["server.js", "--flag"] },
+      { cwd: "/srv/other" },
+      { inputs: { "/srv/app/src/a.js": "2".repeat(64) } },
+      { env: digestEnvironment({ PORT: "3001", NODE_ENV: "production" }, SECRET) },
+      { uid: 1000 },
+      { kernelRelease: "6.19.0" },
+      { cpuFlagsSha256: "d".repeat(64) },
+      { criuVersion: "4.2.2" },
+      { formatVersion: IMAGE_FORMAT_VERSION + 1 },
+    ];
+    for (const variant of variants)
+      assert.notEqual(computeCacheKey(fields(variant)), base, JSON.stringify(variant));
+  });
+
+  test("volatile variables are left out, and so are names the user adds", () => {
+    const env = {
+      PORT: "3000",
+      SHLVL: "3",
+      OLDPWD: "/tmp",
+      _: "/usr/bin/node",
+      WARMSTART_X: "1",
+      BUILD_ID: "42",
+    };
+    assert.deepEqual(Object.keys(digestEnvironment(env, SECRET)).sort(), ["BUILD_ID", "PORT"]);
+    assert.deepEqual(Object.keys(digestEnvironment(env, SECRET, new Set(["BUILD_ID"]))), ["PORT"]);
+    assert.equal(isVolatileEnv("SSH_CONNECTION"), true);
+    assert.equal(isVolatileEnv("DATABASE_URL"), false);
+  });
+
+  test("environment values never appear, and their digests depend on the cache's secret", () => {
+    const digests = digestEnvironment({ API_TOKEN: "hunter2" }, SECRET);
+    assert.doesNotMatch(JSON.stringify(digests), /hunter2/);
+    assert.match(digests.API_TOKEN ?? "", /^[0-9a-f]{32}$/);
+    assert.notEqual(
+      digestEnvironment({ API_TOKEN: "hunter2" }, Buffer.alloc(32, 8)).API_TOKEN,
+      digests.API_TOKEN,
+    );
+  });
+
+  test("diffKeyFields names what changed, down to the variable and the file", () => {
+    const before = fields();
+    const after = fields({
+      args: ["server.js", "-v"],
+      env: digestEnvironment({ PORT: "3001", DEBUG: "1" }, SECRET),
+      inputs: { "/srv/app/src/a.js": "2".repeat(64), "/srv/app/src/b.js": "3".repeat(64) },
+    });
+    assert.deepEqual(diffKeyFields(before, after), [
+      "args changed",
+      "input /srv/app/src/a.js changed",
+      "input /srv/app/src/b.js appeared",
+      "env NODE_ENV is gone",
+      "env PORT changed",
+      "env DEBUG appeared",
+    ]);
+    assert.deepEqual(diffKeyFields(before, fields()), []);
+  });
+});
