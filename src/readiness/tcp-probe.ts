@@ -8,12 +8,26 @@ const GRACEFUL_CLOSE_MS = 200;
  * as soon as it connects and the promise settles only once it is closed: the app is
  * checkpointed right after readiness, and CRIU cannot dump an established connection.
  */
-export function connectOnce(
+export async function connectOnce(
   host: string,
   port: number,
   timeoutMs: number,
   signal: AbortSignal,
 ): Promise<boolean> {
+  if (host !== "localhost") return connectTo(host, port, timeoutMs, signal);
+  // "localhost" without the resolver: Node's first getaddrinfo starts its thread pool
+  // (~19 ms here, on every warm launch). Both loopback addresses are tried, so an app
+  // that listens on ::1 only is still found; a refused loopback connect fails at once.
+  for (const address of LOOPBACK_ADDRESSES) {
+    if (await connectTo(address, port, timeoutMs, signal)) return true;
+    if (signal.aborted) return false;
+  }
+  return false;
+}
+
+const LOOPBACK_ADDRESSES = ["127.0.0.1", "::1"];
+
+function connectTo(host: string, port: number, timeoutMs: number, signal: AbortSignal): Promise<boolean> {
   return new Promise((resolve) => {
     let isConnected = false;
     const socket = connect({ host, port, timeout: timeoutMs });
