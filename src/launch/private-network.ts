@@ -1,6 +1,6 @@
 import { spawn } from "node:child_process";
 import { readlinkSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+import { distPath } from "../dist-paths.js";
 import type { ProbeSpec } from "../readiness/probe-spec.js";
 
 /**
@@ -61,7 +61,7 @@ function readNetworkNamespace(pid: number): string | undefined {
 }
 
 function runProbesInside(pid: number, probes: readonly ProbeSpec[], timeoutMs: number, signal: AbortSignal) {
-  const main = fileURLToPath(new URL("../readiness/probe-main.js", import.meta.url));
+  const main = distPath("src/readiness/probe-main.js");
   const command = [
     ...enterNetworkOf(pid),
     process.execPath,

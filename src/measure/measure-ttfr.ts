@@ -4,7 +4,7 @@
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { setTimeout as delay } from "node:timers/promises";
-import { fileURLToPath } from "node:url";
+import { CLI_PATH_IN_DIST, distPath } from "../dist-paths.js";
 import { WarmstartError } from "../errors.js";
 import type { LaunchReport } from "../launch/launch.js";
 import { LineBuffer } from "../readiness/output-lines.js";
@@ -39,8 +39,8 @@ export interface TtfrMeasurement {
   readonly report: LaunchReport;
 }
 
-/** The CLI this module is built beside: dist/src/measure/ -> dist/src/cli.js. */
-const CLI_PATH = fileURLToPath(new URL("../cli.js", import.meta.url));
+/** The CLI users run: its start-up is part of what they wait for. */
+const CLI_PATH = distPath(CLI_PATH_IN_DIST);
 
 /** How often tcp, http and file probes retry: the resolution of every TTFR (bench/ttfr.ts uses the same). */
 const POLL_INTERVAL_MS = 2;
