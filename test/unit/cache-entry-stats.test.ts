@@ -1,18 +1,12 @@
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { isWarmNotFaster, readStats, recordHit } from "../../src/cache/entry-stats.js";
 import { commitFakeEntry, fakeKey, makeStore } from "./fake-entries.js";
 
-const cacheDirs: string[] = [];
-after(() => {
-  for (const dir of cacheDirs) rmSync(dir, { recursive: true, force: true });
-});
-
 async function newEntry() {
-  const { cacheDir, store } = makeStore();
-  cacheDirs.push(cacheDir);
+  const { store } = makeStore();
   return commitFakeEntry(store, fakeKey("ab"));
 }
 

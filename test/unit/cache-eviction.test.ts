@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { rmSync, statfsSync } from "node:fs";
-import { after, describe, test } from "node:test";
+import { statfsSync } from "node:fs";
+import { describe, test } from "node:test";
 import { listEntryKeys, scanEntry } from "../../src/cache/entry-scan.js";
 import { recordHit } from "../../src/cache/entry-stats.js";
 import type { EntryStore } from "../../src/cache/entry-store.js";
@@ -13,17 +13,6 @@ import {
 import { parseSize } from "../../src/cache/parse-size.js";
 import { WarmstartError } from "../../src/errors.js";
 import { commitFakeEntry, fakeKey, makeStore } from "./fake-entries.js";
-
-const cacheDirs: string[] = [];
-after(() => {
-  for (const dir of cacheDirs) rmSync(dir, { recursive: true, force: true });
-});
-
-function newStore(): EntryStore {
-  const { cacheDir, store } = makeStore();
-  cacheDirs.push(cacheDir);
-  return store;
-}
 
 function sizeOf(store: EntryStore, key: string): number {
   const scanned = scanEntry(store, key);
@@ -44,7 +33,7 @@ async function fillStore(store: EntryStore): Promise<Record<"a" | "b" | "c" | "d
 
 describe("enforceCacheLimit", () => {
   test("evicts least recently used first until the rest fit", async () => {
-    const store = newStore();
+    const store = makeStore().store;
     const keys = await fillStore(store);
     const entryBytes = sizeOf(store, keys.a);
     // Room for two entries and a half: the two least recently used (a, then c) go.
@@ -60,7 +49,7 @@ describe("enforceCacheLimit", () => {
   });
 
   test("under the cap nothing is evicted", async () => {
-    const store = newStore();
+    const store = makeStore().store;
     const keys = await fillStore(store);
     const outcome = enforceCacheLimit(store, { maxBytes: sizeOf(store, keys.a) * 4 });
     assert.deepEqual(outcome.evicted, []);
@@ -68,7 +57,7 @@ describe("enforceCacheLimit", () => {
   });
 
   test("never evicts `keep`, even the least recently used, and counts it against the cap", async () => {
-    const store = newStore();
+    const store = makeStore().store;
     const keys = await fillStore(store);
     const entryBytes = sizeOf(store, keys.a);
     const outcome = enforceCacheLimit(store, { maxBytes: Math.floor(entryBytes * 2.5), keep: keys.a });
@@ -80,7 +69,7 @@ describe("enforceCacheLimit", () => {
   });
 
   test("a `keep` larger than the cap stays, alone", async () => {
-    const store = newStore();
+    const store = makeStore().store;
     const keys = await fillStore(store);
     const outcome = enforceCacheLimit(store, { maxBytes: 1000, keep: keys.b });
     assert.deepEqual(
@@ -91,7 +80,7 @@ describe("enforceCacheLimit", () => {
   });
 
   test("an entry larger than the whole cap goes; older ones that fit stay", async () => {
-    const store = newStore();
+    const store = makeStore().store;
     const keys = await fillStore(store);
     const big = await commitFakeEntry(store, fakeKey("e"), { command: ["big"], pagesBytes: 400 * 1024 });
     recordHit(big.dir, 100, new Date("2025-01-05T00:00:00.000Z"));
@@ -104,7 +93,7 @@ describe("enforceCacheLimit", () => {
   });
 
   test("without stats, an entry was last used when it was created", async () => {
-    const store = newStore();
+    const store = makeStore().store;
     const older = await commitFakeEntry(store, fakeKey("1"), { createdAt: "2025-01-02T00:00:00.000Z" });
     const newer = await commitFakeEntry(store, fakeKey("2"), {
       command: ["other"],
@@ -119,16 +108,16 @@ describe("enforceCacheLimit", () => {
   });
 
   test("the default cap is 20% of the free space, at most 10 GiB", () => {
-    const store = newStore();
-    const fs = statfsSync(cacheDirs.at(-1) ?? "/");
+    const { cacheDir, store } = makeStore();
+    const fs = statfsSync(cacheDir);
     const expected = Math.min(10 * 1024 ** 3, Math.floor(fs.bavail * fs.bsize * 0.2));
     assert.equal(DEFAULT_MAX_CACHE_BYTES, 10 * 1024 ** 3);
-    assert.equal(defaultMaxCacheBytes(cacheDirs.at(-1) ?? "/"), expected);
+    assert.equal(defaultMaxCacheBytes(cacheDir), expected);
     assert.equal(enforceCacheLimit(store).maxBytes, expected);
   });
 
   test("a bad maxBytes is an option error", () => {
-    const store = newStore();
+    const store = makeStore().store;
     assert.throws(() => enforceCacheLimit(store, { maxBytes: -1 }), {
       name: "WarmstartError",
       message: "Expected maxBytes to be a non-negative integer number of bytes, got -1.",
@@ -138,7 +127,7 @@ describe("enforceCacheLimit", () => {
 
 describe("dropOlderEntriesOfCommand", () => {
   test("drops the same command in the same directory, nothing else", async () => {
-    const store = newStore();
+    const store = makeStore().store;
     const older = await commitFakeEntry(store, fakeKey("01"), { command: ["node", "a.js"], cwd: "/srv/a" });
     const otherCwd = await commitFakeEntry(store, fakeKey("02"), {
       command: ["node", "a.js"],

@@ -1,27 +1,15 @@
 import assert from "node:assert/strict";
-import { chmodSync, rmSync, truncateSync } from "node:fs";
+import { chmodSync, truncateSync } from "node:fs";
 import { join } from "node:path";
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { listCacheEntries } from "../../src/cache/entry-list.js";
 import { scanEntry } from "../../src/cache/entry-scan.js";
 import { recordHit } from "../../src/cache/entry-stats.js";
-import type { EntryStore } from "../../src/cache/entry-store.js";
 import { commitFakeEntry, fakeKey, makeStore } from "./fake-entries.js";
-
-const cacheDirs: string[] = [];
-after(() => {
-  for (const dir of cacheDirs) rmSync(dir, { recursive: true, force: true });
-});
-
-function newStore(): EntryStore {
-  const { cacheDir, store } = makeStore();
-  cacheDirs.push(cacheDir);
-  return store;
-}
 
 describe("listCacheEntries", () => {
   test("most recently used first, with sizes, hits and timings; refused and corrupt last, untrusted", async () => {
-    const store = newStore();
+    const store = makeStore().store;
     const idle = await commitFakeEntry(store, fakeKey("a1"), {
       command: ["node", "idle.js"],
       createdAt: "2025-01-03T00:00:00.000Z",
@@ -74,6 +62,6 @@ describe("listCacheEntries", () => {
   });
 
   test("an empty or missing store lists nothing", async () => {
-    assert.deepEqual(await listCacheEntries(newStore()), []);
+    assert.deepEqual(await listCacheEntries(makeStore().store), []);
   });
 });

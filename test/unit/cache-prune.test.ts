@@ -1,17 +1,12 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { chmodSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { listEntryKeys, scanEntry } from "../../src/cache/entry-scan.js";
 import { recordHit } from "../../src/cache/entry-stats.js";
 import { pruneCache } from "../../src/cache/prune.js";
 import { commitFakeEntry, fakeKey, makeStore } from "./fake-entries.js";
-
-const cacheDirs: string[] = [];
-after(() => {
-  for (const dir of cacheDirs) rmSync(dir, { recursive: true, force: true });
-});
 
 /** A PID that just exited: nothing owns a directory named after it. */
 function deadPid(): number {
@@ -32,8 +27,7 @@ function jsonErrorOf(text: string): string {
 
 describe("pruneCache", () => {
   test("removes abandoned dumps, the user's refused and damaged entries, then the LRU over the cap", async () => {
-    const { cacheDir, store } = makeStore();
-    cacheDirs.push(cacheDir);
+    const { store } = makeStore();
     const old = await commitFakeEntry(store, fakeKey("b1"), { command: ["old"], pagesBytes: 32 * 1024 });
     recordHit(old.dir, 100, new Date("2025-01-01T00:00:00.000Z"));
     const fresh = await commitFakeEntry(store, fakeKey("b2"), { command: ["fresh"], pagesBytes: 32 * 1024 });
@@ -84,8 +78,7 @@ describe("pruneCache", () => {
   });
 
   test("a clean cache under the cap: nothing to do", async () => {
-    const { cacheDir, store } = makeStore();
-    cacheDirs.push(cacheDir);
+    const { store } = makeStore();
     const entry = await commitFakeEntry(store, fakeKey("b7"));
     const report = await pruneCache(store, { maxBytes: 1024 ** 3 });
     assert.deepEqual(

@@ -1,21 +1,15 @@
 import assert from "node:assert/strict";
-import { rmSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { removeEntry } from "../../src/cache/entry-remove.js";
 import { listEntryKeys, scanEntry } from "../../src/cache/entry-scan.js";
 import { isKeyPrefix, resolveKeyPrefix } from "../../src/cache/entry-select.js";
 import type { EntryStore } from "../../src/cache/entry-store.js";
 import { commitFakeEntry, fakeKey, makeStore } from "./fake-entries.js";
 
-const cacheDirs: string[] = [];
-after(() => {
-  for (const dir of cacheDirs) rmSync(dir, { recursive: true, force: true });
-});
-
 async function storeWith(prefixes: string[]): Promise<EntryStore> {
-  const { cacheDir, store } = makeStore();
-  cacheDirs.push(cacheDir);
+  const { store } = makeStore();
   for (const prefix of prefixes) await commitFakeEntry(store, fakeKey(prefix), { command: [prefix] });
   return store;
 }

@@ -1,33 +1,21 @@
 import assert from "node:assert/strict";
-import { chmodSync, rmSync } from "node:fs";
+import { chmodSync } from "node:fs";
 import { join } from "node:path";
-import { after, describe, test } from "node:test";
-import type { EntryStore } from "../../src/cache/entry-store.js";
+import { describe, test } from "node:test";
 import { verifyEntry } from "../../src/cache/entry-verify.js";
 import { flipByte } from "../corrupt-file.js";
 import { commitFakeEntry, fakeKey, makeStore } from "./fake-entries.js";
 
-const cacheDirs: string[] = [];
-after(() => {
-  for (const dir of cacheDirs) rmSync(dir, { recursive: true, force: true });
-});
-
-function newStore(): EntryStore {
-  const { cacheDir, store } = makeStore();
-  cacheDirs.push(cacheDir);
-  return store;
-}
-
 describe("verifyEntry", () => {
   test("a sound entry is ok", async () => {
-    const store = newStore();
+    const store = makeStore().store;
     const entry = await commitFakeEntry(store, fakeKey("c0"));
     const outcome = await verifyEntry(store, entry.key);
     assert.equal(outcome.state, "ok");
   });
 
   test("one flipped byte in a pages file: the lookup misses it, verify does not", async () => {
-    const store = newStore();
+    const store = makeStore().store;
     const entry = await commitFakeEntry(store, fakeKey("c1"), { pagesBytes: 64 * 1024 });
     const pages = join(entry.imagesDir, "pages-1.img");
     flipByte(pages, 40_000);
@@ -40,7 +28,7 @@ describe("verifyEntry", () => {
   });
 
   test("damaged metadata and unsafe modes are reported as the lookup words them", async () => {
-    const store = newStore();
+    const store = makeStore().store;
     const damaged = await commitFakeEntry(store, fakeKey("c2"));
     flipByte(join(damaged.imagesDir, "core-1.img"), 0);
     assert.deepEqual(await verifyEntry(store, damaged.key), {
@@ -56,7 +44,7 @@ describe("verifyEntry", () => {
   });
 
   test("an entry that is gone is missing", async () => {
-    const store = newStore();
+    const store = makeStore().store;
     assert.deepEqual(await verifyEntry(store, fakeKey("c4")), { state: "missing" });
   });
 });

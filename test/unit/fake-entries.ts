@@ -1,13 +1,22 @@
 // Cache entries made of real files through the real EntryStore, without CRIU: the cache
 // code reads manifests, stats and image files, never what is inside the images.
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { after } from "node:test";
 import { EntryStore } from "../../src/cache/entry-store.js";
 import { type CacheKeyFields, IMAGE_FORMAT_VERSION } from "../../src/cache/key.js";
 
+const cacheDirs: string[] = [];
+// Each test file runs in its own process: this removes the stores that file made.
+after(() => {
+  for (const dir of cacheDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A store in a fresh cache directory, removed after the test file. */
 export function makeStore(): { cacheDir: string; store: EntryStore } {
   const cacheDir = mkdtempSync(join(tmpdir(), "warmstart-unit-"));
+  cacheDirs.push(cacheDir);
   return { cacheDir, store: new EntryStore(cacheDir) };
 }
 
