@@ -107,8 +107,8 @@ export async function launch(options: LaunchOptions): Promise<Launch> {
   if (isCacheUsable && store && key && criuPath && !opts.isCold && !opts.isRefresh) {
     step("looking-up", key.slice(0, 12));
     const found: LookupOutcome = await store.lookup(key);
-    if (found.hit && isWarmNotFaster(readStats(found.entry.dir))) {
-      const stats = readStats(found.entry.dir);
+    const stats = found.hit ? readStats(found.entry.dir) : undefined;
+    if (found.hit && isWarmNotFaster(stats)) {
       state.fallbackReason = "warm-not-faster";
       const message = `a warm start of this app was not faster (${stats?.warmReadyMs} ms warm, ${stats?.coldReadyMs} ms cold): starting it cold; --refresh measures again`;
       // Said once per entry (then only with -v): it is a finding, not a failure.
