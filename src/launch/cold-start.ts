@@ -7,7 +7,7 @@ import {
   type OutputSinks,
   waitForExit,
 } from "./app-process.js";
-import { COLD_WRAPPER } from "./pipe-wrapper.js";
+import { bashWrapperArgs, bashWrapperEnv, coldWrapper } from "./pipe-wrapper.js";
 
 export interface ColdStartOptions {
   readonly executable: string;
@@ -17,6 +17,8 @@ export interface ColdStartOptions {
   readonly sinks: OutputSinks;
   /** Keep the app running when warmstart dies (--detach). */
   readonly isDetached: boolean;
+  /** In a network namespace of its own, with loopback only (prewarm). */
+  readonly isNetworkIsolated: boolean;
 }
 
 /**
@@ -28,20 +30,28 @@ export function startCold(options: ColdStartOptions): Promise<AppProcess> {
   // setpriv --pdeathsig: if warmstart is killed (even with SIGKILL) the app goes too,
   // instead of lingering as an orphan nobody supervises.
   const guard = options.isDetached ? [] : ["setpriv", "--pdeathsig", "KILL", "--"];
-  const child = spawn(
+  const bash = [
     "bash",
-    ["-c", COLD_WRAPPER, "warmstart", ...guard, options.executable, ...options.args],
-    {
-      cwd: options.cwd,
-      env: options.env,
-      detached: true,
-      // Detached, the relays write straight to our stdout/stderr, which outlive warmstart.
-      stdio: options.isDetached ? ["ignore", "inherit", "inherit"] : ["pipe", "pipe", "pipe"],
-    },
-  );
+    ...bashWrapperArgs(coldWrapper(options.isNetworkIsolated), [
+      ...guard,
+      options.executable,
+      ...options.args,
+    ]),
+  ];
+  // unshare --net execs bash without forking: the PID stays the app's.
+  const [file = "bash", ...args] = options.isNetworkIsolated ? ["unshare", "--net", "--", ...bash] : bash;
+  const child = spawn(file, args, {
+    cwd: options.cwd,
+    env: bashWrapperEnv(options.env),
+    detached: true,
+    // Detached, the relays write straight to our stdout/stderr, which outlive warmstart.
+    stdio: options.isDetached ? ["ignore", "inherit", "inherit"] : ["pipe", "pipe", "pipe"],
+  });
   return new Promise((resolve, reject) => {
     child.once("error", (error) =>
-      reject(new WarmstartError("spawn-failed", `Could not start bash to launch the app: ${error.message}`)),
+      reject(
+        new WarmstartError("spawn-failed", `Could not start ${file} to launch the app: ${error.message}`),
+      ),
     );
     child.once("spawn", () => {
       const output = forwardOutput(child, options.sinks);

@@ -16,7 +16,7 @@ import { startCold } from "./cold-start.js";
 import type { FallbackReason, LaunchStep } from "./launch-events.js";
 import { type Launch, type LaunchReport, toLaunch } from "./launch-handle.js";
 import { LAZY_MIN_IMAGE_BYTES, type LaunchOptions, resolveLaunchOptions } from "./launch-options.js";
-import { enterNetworkOf, isolateNetwork } from "./private-network.js";
+import { enterNetworkOf } from "./private-network.js";
 import { findPortsNotHeldByApp } from "./probe-ports.js";
 import { resolveCommand } from "./resolve-command.js";
 import { recheckableProbes, waitForReadiness } from "./wait-for-readiness.js";
@@ -212,16 +212,14 @@ export async function launch(options: LaunchOptions): Promise<Launch> {
     notify = await createNotifyListener(runtimeDir);
     env.NOTIFY_SOCKET = notify.path;
   }
-  const [executable, ...args] = opts.isNetworkIsolated
-    ? isolateNetwork([resolved.executable, ...resolved.args])
-    : [resolved.executable, ...resolved.args];
   const app = await startCold({
-    executable: executable ?? resolved.executable,
-    args,
+    executable: resolved.executable,
+    args: resolved.args,
     cwd: opts.cwd,
     env,
     sinks: opts.sinks,
     isDetached: opts.isDetached,
+    isNetworkIsolated: opts.isNetworkIsolated,
   });
   const stopOnAbort = () => app.kill(toSignal(opts.signal?.reason));
   opts.signal?.addEventListener("abort", stopOnAbort, { once: true });

@@ -13,12 +13,49 @@
 const RELAY_AND_CLOSE = (keep: string) =>
   `for f in /proc/$$/fd/*; do n=\${f##*/}; case $n in ${keep}) ;; *) eval "exec $n>&-" ;; esac; done`;
 
-/** Cold start: fd 0-2 of the app become pipes relayed to fd 0-2 of the wrapper. */
-export const COLD_WRAPPER = [
-  "exec 0< <(cat <&0 &) 1> >(cat <&0 &) 2> >(cat <&0 >&2 &)",
-  RELAY_AND_CLOSE("0|1|2"),
+/**
+ * The wrapper's bash must run nothing of the user's shell setup: it would cost time on every
+ * launch and could write into the app's output.
+ * - Debian's bash reads ~/.bashrc when its stdin is a socket and SHLVL is unset or 0 (its
+ *   guess that rshd started it): with Node's stdio pipes, under systemd or in a backgrounded
+ *   `warmstart run &`. That took 150-180 ms here (pyenv's setup). --norc stops it.
+ * - Every non-interactive bash sources $BASH_ENV: it is moved aside and put back for the app.
+ * - bash exports SHLVL to what it execs (0 when it was unset): the app gets its own back.
+ */
+export function bashWrapperArgs(script: string, args: readonly string[]): string[] {
+  return ["--norc", "-c", script, "warmstart", ...args];
+}
+
+const SAVED_BASH_ENV = "WARMSTART_SAVED_BASH_ENV";
+const SHLVL_UNSET = "WARMSTART_SHLVL_UNSET";
+
+/** The wrapper's environment, made from the one the app must get (see bashWrapperArgs). */
+export function bashWrapperEnv(appEnv: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const { BASH_ENV, ...env } = appEnv;
+  if (BASH_ENV !== undefined) env[SAVED_BASH_ENV] = BASH_ENV;
+  if (appEnv.SHLVL === undefined) env[SHLVL_UNSET] = "1";
+  return env;
+}
+
+/** A wrapper's last step: BASH_ENV and SHLVL back as they were, then exec. */
+const RESTORE_APP_ENV = [
+  `if [ -n "\${${SAVED_BASH_ENV}+x}" ]; then export BASH_ENV="$${SAVED_BASH_ENV}"; unset ${SAVED_BASH_ENV}; fi`,
+  `if [ -n "\${${SHLVL_UNSET}+x}" ]; then unset ${SHLVL_UNSET}; exec env -u SHLVL -- "$@"; fi`,
   'exec "$@"',
 ].join("\n");
+
+/**
+ * Cold start: fd 0-2 of the app become pipes relayed to fd 0-2 of the wrapper. With a
+ * private network, the wrapper runs under `unshare --net` and brings loopback up first.
+ */
+export function coldWrapper(isNetworkIsolated: boolean): string {
+  return [
+    ...(isNetworkIsolated ? ["ip link set lo up || exit 1"] : []),
+    "exec 0< <(cat <&0 &) 1> >(cat <&0 &) 2> >(cat <&0 >&2 &)",
+    RELAY_AND_CLOSE("0|1|2"),
+    RESTORE_APP_ENV,
+  ].join("\n");
+}
 
 /**
  * Restore: fd 4-6 become pipes relayed to our fd 0-2 and are given to the restored app with
@@ -28,7 +65,7 @@ export const COLD_WRAPPER = [
 export const RESTORE_WRAPPER = [
   "exec 4< <(cat <&0 &) 5> >(cat <&0 &) 6> >(cat <&0 >&2 &) 0</dev/null 1>&3 2>&3",
   RELAY_AND_CLOSE("0|1|2|4|5|6"),
-  'exec "$@"',
+  RESTORE_APP_ENV,
 ].join("\n");
 
 /** The fds of the restoring process that replace the app's stdin, stdout, stderr. */

@@ -3,24 +3,10 @@ import { readlinkSync } from "node:fs";
 import { distPath } from "../dist-paths.js";
 import type { ProbeSpec } from "../readiness/probe-spec.js";
 
-/**
- * A prewarm runs the new version of an app beside the one that serves, on the same ports.
- * It gets a network namespace of its own (loopback only): its ports do not clash, and its
- * probes cannot be answered by the old version. CRIU dumps it from inside that namespace,
- * so the image holds plain sockets that a restore recreates in the host's namespace.
- */
-export function isolateNetwork(command: readonly string[]): string[] {
-  return [
-    "unshare",
-    "--net",
-    "--",
-    "bash",
-    "-c",
-    'ip link set lo up && exec "$@"',
-    "warmstart-net",
-    ...command,
-  ];
-}
+// A prewarm runs the new version of an app beside the one that serves, on the same ports.
+// It gets a network namespace of its own (loopback only; startCold makes it): its ports do
+// not clash, and its probes cannot be answered by the old version. CRIU dumps it from inside
+// that namespace, so the image holds plain sockets that a restore recreates in the host's.
 
 /** Prefix that runs a command inside the app's network namespace. */
 export function enterNetworkOf(pid: number): string[] {

@@ -12,7 +12,14 @@ import {
   waitForExit,
 } from "./app-process.js";
 import { type LazyPagesDaemon, startLazyPagesDaemon } from "./lazy-pages.js";
-import { REAPER_SCRIPT, RESTORE_STDIO_FDS, RESTORE_WRAPPER, RESUMED_MARKER } from "./pipe-wrapper.js";
+import {
+  bashWrapperArgs,
+  bashWrapperEnv,
+  REAPER_SCRIPT,
+  RESTORE_STDIO_FDS,
+  RESTORE_WRAPPER,
+  RESUMED_MARKER,
+} from "./pipe-wrapper.js";
 
 export interface WarmStartOptions {
   readonly criuPath: string;
@@ -111,8 +118,9 @@ function restore(
   ];
   const child = spawn(
     "bash",
-    ["-c", RESTORE_WRAPPER, "warmstart", ...guard, ...unshare, options.criuPath, ...flags],
+    bashWrapperArgs(RESTORE_WRAPPER, [...guard, ...unshare, options.criuPath, ...flags]),
     {
+      env: bashWrapperEnv(process.env),
       detached: true,
       stdio: options.isDetached ? ["ignore", "inherit", "inherit", "pipe"] : ["pipe", "pipe", "pipe", "pipe"],
     },

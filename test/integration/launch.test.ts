@@ -1,7 +1,16 @@
 // Issue 3's acceptance, with real CRIU on real processes.
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
-import { closeSync, openSync, readdirSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  truncateSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import {
@@ -366,6 +375,37 @@ describe("warmstart run: never slower than cold", () => {
         ["cold", "warm-not-faster", "skipped"],
       ],
     );
+  });
+});
+
+describe("warmstart run: the shell in between", () => {
+  test("runs none of the user's shell setup, cold or warm, and the app gets BASH_ENV and SHLVL as given", async () => {
+    const { cacheDir, reportFile } = newCache();
+    const port = await freePort();
+    // Debian's bash reads ~/.bashrc when its stdin is a socket and SHLVL is unset (as under
+    // systemd), and every non-interactive bash reads $BASH_ENV.
+    const home = join(cacheDir, "home");
+    const sourced = join(cacheDir, "sourced.log");
+    mkdirSync(home);
+    writeFileSync(join(home, ".bashrc"), `echo bashrc >> ${sourced}; echo from-bashrc\n`);
+    writeFileSync(join(cacheDir, "bash-env.sh"), `echo BASH_ENV >> ${sourced}; echo from-bash-env\n`);
+    const env = { PORT: String(port), HOME: home, SHLVL: undefined, BASH_ENV: join(cacheDir, "bash-env.sh") };
+    const args = runArgs(cacheDir, reportFile, [`tcp:${port}`], ["node", fixture("ticker-server.cjs")]);
+
+    for (const mode of ["cold", "warm"]) {
+      const run = new WarmstartRun(args, env);
+      await run.waitFor(new RegExp(`ready, ${mode}, pid`), "stderr");
+      const answer = await getJson(`http://127.0.0.1:${port}/`);
+      assert.deepEqual(answer.shellEnv, { BASH_ENV: join(cacheDir, "bash-env.sh"), SHLVL: null });
+      if (mode === "cold") await waitForEntry(cacheDir);
+      await run.stop();
+      assert.doesNotMatch(run.stdout, /from-/, `${mode}: shell setup wrote into the app's output`);
+      assert.equal(
+        existsSync(sourced),
+        false,
+        `${mode}: ${existsSync(sourced) ? readFileSync(sourced, "utf8") : ""}`,
+      );
+    }
   });
 });
 
