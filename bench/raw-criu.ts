@@ -65,7 +65,7 @@ export async function measureRawRestore(
     ...["unshare", "--pid", "--fork", "--mount", "--mount-proc", "--kill-child"],
     ...[CRIU, "restore", "--images-dir", imagesDir, "--log-file", logPath, "-v2"],
     // The flags warmstart's restore uses (src/criu/criu-flags.ts), minus its --exec-cmd reaper.
-    ...["--tcp-close", "--network-lock", "nftables", "--file-locks"],
+    ...["--tcp-close", "--file-locks"],
     ...(options.isLazy ? ["--lazy-pages"] : []),
     ...inheritFds,
   ];

@@ -3,7 +3,8 @@ import { readFile } from "node:fs/promises";
 // Harmless lines that look like errors; quoting them would point users at the wrong line.
 // The first is printed on every call in this sandbox (no CAP_SYS_RESOURCE to raise the fd limit).
 // nftables' message when a restore removes a network-lock table that a dump without
-// established connections never made: printed on successful restores.
+// established connections never made: printed on successful restores of images dumped with
+// --network-lock nftables (warmstart's flag before it dumped with skip).
 const BENIGN = [/rlimit: Can't setup RLIMIT_NOFILE/, /Could not process rule: No such file or directory/];
 
 /**

@@ -1,7 +1,6 @@
 import { accessSync, constants, readFileSync } from "node:fs";
 import { release } from "node:os";
 import { delimiter, join } from "node:path";
-import { execa } from "execa";
 import { findCriu } from "../criu/find-criu.js";
 import { runFunctionalProbe } from "./functional-probe.js";
 
@@ -37,12 +36,6 @@ const FEATURES: readonly { feature: string; why: string; isRequired: boolean; fi
     why: "clone3 with set_tid: restore a task with its old PID",
     isRequired: true,
     fix: "use Linux >= 5.5",
-  },
-  {
-    feature: "nftables",
-    why: "network locking without the iptables binary",
-    isRequired: true,
-    fix: "rebuild CRIU with libnftables (scripts/install-criu.sh does)",
   },
   {
     feature: "pidfd_store",
@@ -130,6 +123,8 @@ export async function runDoctor(env: NodeJS.ProcessEnv = process.env): Promise<D
     return finish(checks);
   }
   const criuPath = criu.criu.path;
+  // execa is ESM only, and the CLI bundle is CommonJS (it starts faster): import() loads it.
+  const { execa } = await import("execa");
   const kernelCheck = await execa(criuPath, ["check"], { reject: false, all: true, timeout: 30_000 });
   checks.push(
     kernelCheck.exitCode === 0

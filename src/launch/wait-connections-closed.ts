@@ -1,7 +1,7 @@
 import { readSocketInodes, readTcpSockets, TCP_LISTEN } from "./proc-sockets.js";
 
 /** The app's TCP sockets that are not listening (connections, or ones still closing): each
- * is one CRIU would have to dump (--tcp-established) and restore closed. */
+ * is one a restore brings back closed. */
 export function countOpenConnections(pid: number): number {
   const inodes = readSocketInodes(pid);
   return readTcpSockets(pid).filter((socket) => socket.state !== TCP_LISTEN && inodes.has(socket.inode))
@@ -13,7 +13,7 @@ export function countOpenConnections(pid: number): number {
  * own connection is still being torn down on the app's side when the probe passes, and a
  * connection in the image comes back closed on restore, which some apps do not survive
  * (an unhandled ECONNRESET). Real clients that stay connected only delay the dump by
- * `timeoutMs`; CRIU then dumps them with --tcp-established.
+ * `timeoutMs`; CRIU then dumps them as sockets to restore closed (--tcp-close).
  */
 export async function waitForConnectionsClosed(pid: number, timeoutMs: number): Promise<number> {
   const deadline = performance.now() + timeoutMs;

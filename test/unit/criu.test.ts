@@ -45,9 +45,9 @@ describe("criu", () => {
         "/l",
         "-v4",
         "--leave-running",
-        "--tcp-established",
+        "--tcp-close",
         "--network-lock",
-        "nftables",
+        "skip",
         "--file-locks",
       ],
     );
