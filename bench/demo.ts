@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 import { measureTtfr, stop } from "./ttfr.js";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
-const cli = join(root, "dist/bundle/cli.js");
+const cli = join(root, "dist/bundle/cli.cjs");
 const server = join(root, "examples/node-slow-server/server.js");
 const port = 3000 + Math.floor(Math.random() * 1000);
 const cacheDir = mkdtempSync(join(tmpdir(), "warmstart-demo-"));

@@ -17,7 +17,7 @@ export interface ProcessFigure {
 /** Run from the repository root; paths are relative so that the results name no checkout. */
 export const PROCESS_COMMANDS: readonly { name: string; command: readonly string[] }[] = [
   { name: "node -e 0", command: ["node", "-e", "0"] },
-  { name: "warmstart --version", command: ["node", "dist/bundle/cli.js", "--version"] },
+  { name: "warmstart --version", command: ["node", "dist/bundle/cli.cjs", "--version"] },
   {
     name: "node + import launch.js",
     command: ["node", "--input-type=module", "-e", 'await import("./dist/src/launch/launch.js")'],

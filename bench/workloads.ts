@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 
 /** The repository root (this file runs as dist/bench/workloads.js). */
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-export const CLI = join(ROOT, "dist/bundle/cli.js");
+export const CLI = join(ROOT, "dist/bundle/cli.cjs");
 
 export const WORKLOAD_NAMES = ["tiny", "node-large", "jvm"] as const;
 export type WorkloadName = (typeof WORKLOAD_NAMES)[number];

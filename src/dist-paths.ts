@@ -18,4 +18,4 @@ export function distPath(relative: string): string {
 }
 
 /** The CLI users run (package.json "bin"). */
-export const CLI_PATH_IN_DIST = "bundle/cli.js";
+export const CLI_PATH_IN_DIST = "bundle/cli.cjs";

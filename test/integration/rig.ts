@@ -11,7 +11,7 @@ import { fileURLToPath } from "node:url";
 import { findCriu } from "../../src/criu/find-criu.js";
 
 export const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
-export const CLI = join(ROOT, "dist/bundle/cli.js");
+export const CLI = join(ROOT, "dist/bundle/cli.cjs");
 
 export function fixture(name: string): string {
   return join(ROOT, "test/fixtures", name);
