@@ -1,5 +1,5 @@
 import { type ScannedEntry, scanEntries } from "./entry-scan.js";
-import { readStats } from "./entry-stats.js";
+import { fastestWarmReadyMs, readStats } from "./entry-stats.js";
 import type { EntryStore, Manifest } from "./entry-store.js";
 
 /** An entry as `warmstart ls` shows it. */
@@ -13,7 +13,10 @@ export type ListedEntry =
       readonly lastUsedAt: string;
       readonly hits: number;
       readonly coldReadyMs: number;
+      /** The last warm launch's readyMs. */
       readonly warmReadyMs: number | null;
+      /** The fastest warm launch's: what the never-slower rule judges by. */
+      readonly bestWarmReadyMs: number | null;
     }
   | {
       // What a launch would refuse or evict: its manifest is not trusted, so not shown.
@@ -58,6 +61,7 @@ export async function judgeEntry(store: EntryStore, scanned: ScannedEntry): Prom
       hits: stats?.hits ?? 0,
       coldReadyMs: stats?.coldReadyMs ?? manifest.coldReadyMs,
       warmReadyMs: stats?.warmReadyMs ?? null,
+      bestWarmReadyMs: fastestWarmReadyMs(stats),
     };
   }
   if (found.reason === "missing") return undefined;

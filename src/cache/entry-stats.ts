@@ -28,8 +28,13 @@ const STATS_FILE = "stats.json";
  * launches go cold.
  */
 export function isWarmNotFaster(stats: EntryStats | undefined): boolean {
-  const warmMs = stats?.bestWarmReadyMs ?? stats?.warmReadyMs;
+  const warmMs = fastestWarmReadyMs(stats);
   return warmMs != null && stats?.coldReadyMs != null && warmMs >= stats.coldReadyMs;
+}
+
+/** The fastest warm launch (stats written before bestWarmReadyMs existed have the last). */
+export function fastestWarmReadyMs(stats: EntryStats | undefined): number | null {
+  return stats?.bestWarmReadyMs ?? stats?.warmReadyMs ?? null;
 }
 
 /** The entry's stats, or undefined when it has none yet (or they are unreadable or not its own). */

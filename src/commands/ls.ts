@@ -83,6 +83,7 @@ function toJson(entry: ListedEntry): Record<string, unknown> {
     hits: entry.hits,
     coldReadyMs: entry.coldReadyMs,
     warmReadyMs: entry.warmReadyMs,
+    bestWarmReadyMs: entry.bestWarmReadyMs,
     // Launches of this entry go cold: its warm start was measured no faster.
     isWarmNotFaster: isWarmNotFaster(entry),
   };

@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openCacheDir } from "../cache/cache-dir.js";
-import { isWarmNotFaster, readStats, recordHit } from "../cache/entry-stats.js";
+import { fastestWarmReadyMs, isWarmNotFaster, readStats, recordHit } from "../cache/entry-stats.js";
 import { EntryStore, type LookupOutcome, type Manifest } from "../cache/entry-store.js";
 import { FileHashIndex } from "../cache/file-hash.js";
 import { type CacheKeyFields, computeCacheKey, IMAGE_FORMAT_VERSION } from "../cache/key.js";
@@ -110,7 +110,8 @@ export async function launch(options: LaunchOptions): Promise<Launch> {
     const stats = found.hit ? readStats(found.entry.dir) : undefined;
     if (found.hit && isWarmNotFaster(stats)) {
       state.fallbackReason = "warm-not-faster";
-      const message = `a warm start of this app was not faster (${stats?.warmReadyMs} ms warm, ${stats?.coldReadyMs} ms cold): starting it cold; --refresh measures again`;
+      // The rule's own figure: the fastest warm launch, not the last one.
+      const message = `a warm start of this app was not faster (fastest warm ${fastestWarmReadyMs(stats)} ms, cold ${stats?.coldReadyMs} ms): starting it cold; --refresh measures again`;
       // Said once per entry (then only with -v): it is a finding, not a failure.
       if (found.entry.dir !== readNoticedEntry(opts.cacheDir)) {
         opts.emit({ type: "fallback", reason: "warm-not-faster", message });

@@ -18,8 +18,8 @@ describe("listCacheEntries", () => {
       command: ["node", "busy.js"],
       pagesBytes: 8192,
     });
-    recordHit(busy.dir, 420, new Date("2025-01-05T00:00:00.000Z"));
-    recordHit(busy.dir, 380, new Date("2025-01-06T00:00:00.000Z"));
+    recordHit(busy.dir, 380, new Date("2025-01-05T00:00:00.000Z"));
+    recordHit(busy.dir, 420, new Date("2025-01-06T00:00:00.000Z"));
     const exposed = await commitFakeEntry(store, fakeKey("a3"));
     chmodSync(exposed.dir, 0o750);
     const truncated = await commitFakeEntry(store, fakeKey("a0"));
@@ -40,12 +40,12 @@ describe("listCacheEntries", () => {
     assert.deepEqual(first.manifest.command, ["node", "busy.js"]);
     assert.equal(first.sizeBytes, scanEntry(store, busy.key)?.sizeBytes);
     assert.deepEqual(
-      [first.lastUsedAt, first.hits, first.coldReadyMs, first.warmReadyMs],
-      ["2025-01-06T00:00:00.000Z", 2, 1500, 380],
+      [first.lastUsedAt, first.hits, first.coldReadyMs, first.warmReadyMs, first.bestWarmReadyMs],
+      ["2025-01-06T00:00:00.000Z", 2, 1500, 420, 380],
     );
     assert.deepEqual(
-      [second.lastUsedAt, second.hits, second.coldReadyMs, second.warmReadyMs],
-      ["2025-01-03T00:00:00.000Z", 0, 1500, null],
+      [second.lastUsedAt, second.hits, second.coldReadyMs, second.warmReadyMs, second.bestWarmReadyMs],
+      ["2025-01-03T00:00:00.000Z", 0, 1500, null, null],
     );
     assert.deepEqual(third, {
       state: "corrupt",
