@@ -111,6 +111,7 @@ describe("cache commands", () => {
         hits: 0,
         coldReadyMs: manifest.coldReadyMs,
         warmReadyMs: null,
+        bestWarmReadyMs: null,
         isWarmNotFaster: false,
       };
     };
