@@ -11,6 +11,7 @@ import {
   truncateSync,
   writeFileSync,
 } from "node:fs";
+import { connect } from "node:net";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import {
@@ -381,6 +382,40 @@ describe("warmstart run: never slower than cold", () => {
         ["cold", "warm-not-faster", "skipped"],
       ],
     );
+  });
+});
+
+describe("warmstart run: connections open at dump time", () => {
+  test("a client connected through the dump keeps its connection to the cold app; the restore serves", async () => {
+    const { cacheDir, reportFile } = newCache();
+    const port = await freePort();
+    const args = runArgs(cacheDir, reportFile, [`tcp:${port}`], ["node", fixture("ticker-server.cjs")]);
+    const env = { PORT: String(port) };
+    const cold = new WarmstartRun(args, env);
+    await cold.waitFor(/ready, cold, pid/, "stderr");
+    // A keep-alive client, connected before the dump and through it.
+    const client = connect({ host: "127.0.0.1", port });
+    const answers: string[] = [];
+    client.on("data", (chunk) => answers.push(chunk.toString()));
+    const ask = () => client.write(`GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n`);
+    await new Promise((resolve) => client.once("connect", resolve));
+    ask();
+    assert.ok(await waitUntil(() => answers.length === 1, 5000), "no answer before the dump");
+    await cold.waitFor(/checkpoint saved/, "stderr", 60_000);
+    ask();
+    assert.ok(
+      await waitUntil(() => answers.length === 2, 5000),
+      "the connection made before the dump stopped working",
+    );
+    client.destroy();
+    await cold.stop();
+
+    const warm = new WarmstartRun(args, env);
+    await warm.waitFor(/ready, warm, pid/, "stderr");
+    const answer = await getJson(`http://127.0.0.1:${port}/`);
+    assert.equal(typeof answer.bootId, "string");
+    await warm.stop();
+    assert.equal(lastReport(reportFile).mode, "warm");
   });
 });
 
