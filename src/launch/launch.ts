@@ -132,10 +132,8 @@ export async function launch(options: LaunchOptions): Promise<Launch> {
         isDetached: opts.isDetached,
         isLazy: opts.isLazy ?? found.entry.manifest.imageBytes >= LAZY_MIN_IMAGE_BYTES,
       });
-      // A lazy restore's daemon reads the staged images until every page is in.
       const releaseImages = () => rmSync(runtimeDir, { recursive: true, force: true });
-      if (warm.restored) void warm.imagesReleased.then(releaseImages);
-      else releaseImages();
+      if (!warm.restored) releaseImages();
       if (warm.restored) {
         // Aborted while CRIU was restoring (or later, while re-checking readiness): the
         // restored app gets the signal like a cold-started one would.
@@ -145,6 +143,9 @@ export async function launch(options: LaunchOptions): Promise<Launch> {
         else opts.signal?.addEventListener("abort", stopOnAbort, { once: true });
         step("checking-ready");
         const ready = await waitForReadiness(warm.app, opts, recheckableProbes(opts.probes), undefined);
+        // Removing the staged images blocks for ~5 ms: after the re-check, not before it. A
+        // lazy restore's daemon reads them until every page is in.
+        void warm.imagesReleased.then(releaseImages);
         opts.signal?.removeEventListener("abort", stopOnAbort);
         if (!ready.ready && ready.reason === "app-exited" && opts.signal?.aborted) {
           throw new WarmstartError("app-exited", "The app was stopped before it was ready.", {
