@@ -7,7 +7,7 @@ import {
   type OutputSinks,
   waitForExit,
 } from "./app-process.js";
-import { bashWrapperArgs, bashWrapperEnv, coldWrapper } from "./pipe-wrapper.js";
+import { bashWrapper, coldWrapper } from "./pipe-wrapper.js";
 
 export interface ColdStartOptions {
   readonly executable: string;
@@ -30,19 +30,18 @@ export function startCold(options: ColdStartOptions): Promise<AppProcess> {
   // setpriv --pdeathsig: if warmstart is killed (even with SIGKILL) the app goes too,
   // instead of lingering as an orphan nobody supervises.
   const guard = options.isDetached ? [] : ["setpriv", "--pdeathsig", "KILL", "--"];
-  const bash = [
-    "bash",
-    ...bashWrapperArgs(coldWrapper(options.isNetworkIsolated), [
-      ...guard,
-      options.executable,
-      ...options.args,
-    ]),
-  ];
+  const wrapper = bashWrapper(
+    coldWrapper(options.isNetworkIsolated),
+    [...guard, options.executable, ...options.args],
+    options.env,
+  );
   // unshare --net execs bash without forking: the PID stays the app's.
-  const [file = "bash", ...args] = options.isNetworkIsolated ? ["unshare", "--net", "--", ...bash] : bash;
+  const [file = "bash", ...args] = options.isNetworkIsolated
+    ? ["unshare", "--net", "--", "bash", ...wrapper.args]
+    : ["bash", ...wrapper.args];
   const child = spawn(file, args, {
     cwd: options.cwd,
-    env: bashWrapperEnv(options.env),
+    env: wrapper.env,
     detached: true,
     // Detached, the relays write straight to our stdout/stderr, which outlive warmstart.
     stdio: options.isDetached ? ["ignore", "inherit", "inherit"] : ["pipe", "pipe", "pipe"],

@@ -13,36 +13,39 @@
 const RELAY_AND_CLOSE = (keep: string) =>
   `for f in /proc/$$/fd/*; do n=\${f##*/}; case $n in ${keep}) ;; *) eval "exec $n>&-" ;; esac; done`;
 
+const SAVED_BASH_ENV = "WARMSTART_SAVED_BASH_ENV";
+const SHLVL_UNSET = "WARMSTART_SHLVL_UNSET";
+
+/** Every wrapper's last step: BASH_ENV and SHLVL back as they were, then exec. */
+const EXEC_WITH_ENV_RESTORED = [
+  `if [ -n "\${${SAVED_BASH_ENV}+x}" ]; then export BASH_ENV="$${SAVED_BASH_ENV}"; unset ${SAVED_BASH_ENV}; fi`,
+  `if [ -n "\${${SHLVL_UNSET}+x}" ]; then unset ${SHLVL_UNSET}; exec env -u SHLVL -- "$@"; fi`,
+  'exec "$@"',
+].join("\n");
+
 /**
+ * How to spawn bash running `setup`, then exec'ing `command` with `env` exactly as given.
  * The wrapper's bash must run nothing of the user's shell setup: it would cost time on every
  * launch and could write into the app's output.
  * - Debian's bash reads ~/.bashrc when its stdin is a socket and SHLVL is unset or 0 (its
  *   guess that rshd started it): with Node's stdio pipes, under systemd or in a backgrounded
  *   `warmstart run &`. That took 150-180 ms here (pyenv's setup). --norc stops it.
- * - Every non-interactive bash sources $BASH_ENV: it is moved aside and put back for the app.
- * - bash exports SHLVL to what it execs (0 when it was unset): the app gets its own back.
+ * - Every non-interactive bash sources $BASH_ENV: it is moved aside and put back at the exec.
+ * - bash exports SHLVL to what it execs (0 when it was unset): the command gets its own back.
  */
-export function bashWrapperArgs(script: string, args: readonly string[]): string[] {
-  return ["--norc", "-c", script, "warmstart", ...args];
+export function bashWrapper(
+  setup: string,
+  command: readonly string[],
+  env: NodeJS.ProcessEnv,
+): { args: string[]; env: NodeJS.ProcessEnv } {
+  const { BASH_ENV, ...wrapperEnv } = env;
+  if (BASH_ENV !== undefined) wrapperEnv[SAVED_BASH_ENV] = BASH_ENV;
+  if (env.SHLVL === undefined) wrapperEnv[SHLVL_UNSET] = "1";
+  return {
+    args: ["--norc", "-c", `${setup}\n${EXEC_WITH_ENV_RESTORED}`, "warmstart", ...command],
+    env: wrapperEnv,
+  };
 }
-
-const SAVED_BASH_ENV = "WARMSTART_SAVED_BASH_ENV";
-const SHLVL_UNSET = "WARMSTART_SHLVL_UNSET";
-
-/** The wrapper's environment, made from the one the app must get (see bashWrapperArgs). */
-export function bashWrapperEnv(appEnv: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const { BASH_ENV, ...env } = appEnv;
-  if (BASH_ENV !== undefined) env[SAVED_BASH_ENV] = BASH_ENV;
-  if (appEnv.SHLVL === undefined) env[SHLVL_UNSET] = "1";
-  return env;
-}
-
-/** A wrapper's last step: BASH_ENV and SHLVL back as they were, then exec. */
-const RESTORE_APP_ENV = [
-  `if [ -n "\${${SAVED_BASH_ENV}+x}" ]; then export BASH_ENV="$${SAVED_BASH_ENV}"; unset ${SAVED_BASH_ENV}; fi`,
-  `if [ -n "\${${SHLVL_UNSET}+x}" ]; then unset ${SHLVL_UNSET}; exec env -u SHLVL -- "$@"; fi`,
-  'exec "$@"',
-].join("\n");
 
 /**
  * Cold start: fd 0-2 of the app become pipes relayed to fd 0-2 of the wrapper. With a
@@ -53,7 +56,6 @@ export function coldWrapper(isNetworkIsolated: boolean): string {
     ...(isNetworkIsolated ? ["ip link set lo up || exit 1"] : []),
     "exec 0< <(cat <&0 &) 1> >(cat <&0 &) 2> >(cat <&0 >&2 &)",
     RELAY_AND_CLOSE("0|1|2"),
-    RESTORE_APP_ENV,
   ].join("\n");
 }
 
@@ -65,7 +67,6 @@ export function coldWrapper(isNetworkIsolated: boolean): string {
 export const RESTORE_WRAPPER = [
   "exec 4< <(cat <&0 &) 5> >(cat <&0 &) 6> >(cat <&0 >&2 &) 0</dev/null 1>&3 2>&3",
   RELAY_AND_CLOSE("0|1|2|4|5|6"),
-  RESTORE_APP_ENV,
 ].join("\n");
 
 /** The fds of the restoring process that replace the app's stdin, stdout, stderr. */

@@ -13,8 +13,7 @@ import {
 } from "./app-process.js";
 import { type LazyPagesDaemon, startLazyPagesDaemon } from "./lazy-pages.js";
 import {
-  bashWrapperArgs,
-  bashWrapperEnv,
+  bashWrapper,
   REAPER_SCRIPT,
   RESTORE_STDIO_FDS,
   RESTORE_WRAPPER,
@@ -116,15 +115,16 @@ function restore(
     "--mount-proc",
     ...(options.isDetached ? [] : ["--kill-child"]),
   ];
-  const child = spawn(
-    "bash",
-    bashWrapperArgs(RESTORE_WRAPPER, [...guard, ...unshare, options.criuPath, ...flags]),
-    {
-      env: bashWrapperEnv(process.env),
-      detached: true,
-      stdio: options.isDetached ? ["ignore", "inherit", "inherit", "pipe"] : ["pipe", "pipe", "pipe", "pipe"],
-    },
+  const wrapper = bashWrapper(
+    RESTORE_WRAPPER,
+    [...guard, ...unshare, options.criuPath, ...flags],
+    process.env,
   );
+  const child = spawn("bash", wrapper.args, {
+    env: wrapper.env,
+    detached: true,
+    stdio: options.isDetached ? ["ignore", "inherit", "inherit", "pipe"] : ["pipe", "pipe", "pipe", "pipe"],
+  });
   child.stdin?.on("error", () => {});
   const output = forwardOutput(child, options.sinks);
   const { exited, hasExited } = waitForExit(child, exitFromStatus);
