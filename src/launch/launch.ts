@@ -133,7 +133,6 @@ export async function launch(options: LaunchOptions): Promise<Launch> {
         isLazy: opts.isLazy ?? found.entry.manifest.imageBytes >= LAZY_MIN_IMAGE_BYTES,
       });
       const releaseImages = () => rmSync(runtimeDir, { recursive: true, force: true });
-      if (!warm.restored) releaseImages();
       if (warm.restored) {
         // Aborted while CRIU was restoring (or later, while re-checking readiness): the
         // restored app gets the signal like a cold-started one would.
@@ -175,15 +174,18 @@ export async function launch(options: LaunchOptions): Promise<Launch> {
           `the restored app did not pass ${ready.detail} after restore; evicted the snapshot, starting cold`,
         );
         store.evict(key);
-      } else if (isPortConflict(warm.errors)) {
-        // The snapshot is fine; the port is not free. Keep it for when it is.
-        fallback(
-          "restore-failed",
-          `restore failed: a port the app listens on is taken by another process (a restored app needs its listening ports free); kept the snapshot, starting cold (CRIU log: ${warm.logPath})`,
-        );
       } else {
-        fallback("restore-failed", describeRestoreFailure(warm.errors, warm.logPath));
-        store.evict(key);
+        releaseImages();
+        if (isPortConflict(warm.errors)) {
+          // The snapshot is fine; the port is not free. Keep it for when it is.
+          fallback(
+            "restore-failed",
+            `restore failed: a port the app listens on is taken by another process (a restored app needs its listening ports free); kept the snapshot, starting cold (CRIU log: ${warm.logPath})`,
+          );
+        } else {
+          fallback("restore-failed", describeRestoreFailure(warm.errors, warm.logPath));
+          store.evict(key);
+        }
       }
     } else if (found.reason === "missing" && fields) {
       step("looking-up", `miss: ${store.explainMiss(fields)}`);
