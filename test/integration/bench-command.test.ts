@@ -5,11 +5,6 @@ import { fixture, freePort, listEntries, makeCacheDir, useIntegrationRig, Warmst
 
 useIntegrationRig();
 
-function newCacheDir(): string {
-  const cacheDir = makeCacheDir();
-  return cacheDir;
-}
-
 interface Summary {
   count: number;
   medianMs: number;
@@ -54,7 +49,7 @@ function assertSummary(summary: Summary | null, count: number): void {
 
 describe("warmstart bench", () => {
   test("times 2 cold and 2 warm launches, and every warm one was restored", async () => {
-    const cacheDir = newCacheDir();
+    const cacheDir = makeCacheDir();
     const port = await freePort();
     const command = ["node", fixture("ticker-server.cjs")];
     const { code, stdout, stderr } = await bench(
@@ -95,7 +90,7 @@ describe("warmstart bench", () => {
   });
 
   test("a log: probe of a restored app counts when warmstart says it is ready", async () => {
-    const cacheDir = newCacheDir();
+    const cacheDir = makeCacheDir();
     // PORT unset: the fixture listens on no port; "ready ..." is printed once, before the snapshot.
     const { code, stdout, stderr } = await bench(
       [

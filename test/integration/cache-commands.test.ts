@@ -18,11 +18,6 @@ import {
 
 useIntegrationRig();
 
-function newCacheDir(): string {
-  const cacheDir = makeCacheDir();
-  return cacheDir;
-}
-
 interface CliResult {
   readonly code: number | null;
   readonly stdout: string;
@@ -94,7 +89,7 @@ function findPagesFile(imagesDir: string): string {
 
 describe("cache commands", () => {
   test("ls shows real entries as a table and as JSON; another user's entry is refused, kept by prune and rm; rm --all", async () => {
-    const cacheDir = newCacheDir();
+    const cacheDir = makeCacheDir();
     const one = await makeEntry(cacheDir, "one");
     const two = await makeEntry(cacheDir, "two");
     const entryJson = (key: string) => {
@@ -187,7 +182,7 @@ describe("cache commands", () => {
   });
 
   test("verify re-hashes the pages: a flipped byte fails it, --fix removes the entry; prune evicts over the cap", async () => {
-    const cacheDir = newCacheDir();
+    const cacheDir = makeCacheDir();
     const one = await makeEntry(cacheDir, "one");
     const two = await makeEntry(cacheDir, "two");
     const sound = await warmstart("verify", "--cache-dir", cacheDir);
@@ -242,7 +237,7 @@ describe("cache commands", () => {
   });
 
   test("rm by prefix: ambiguous and unknown prefixes remove nothing; prune clears abandoned dumps and damaged entries", async () => {
-    const cacheDir = newCacheDir();
+    const cacheDir = makeCacheDir();
     const key = await makeEntry(cacheDir, "one");
     // A second entry that shares the first six digits: a copy, so its manifest names another key.
     const twin = `${key.slice(0, 6)}${(key[6] === "f" ? "e" : "f").repeat(58)}`;
@@ -302,7 +297,7 @@ describe("cache commands", () => {
   });
 
   test("a cache directory other users can write is refused, naming it", async () => {
-    const cacheDir = newCacheDir();
+    const cacheDir = makeCacheDir();
     chmodSync(cacheDir, 0o777);
     for (const command of ["ls", "rm", "prune", "verify"]) {
       const args = command === "rm" ? [command, "--all"] : [command];

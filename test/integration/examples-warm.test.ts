@@ -7,9 +7,10 @@ import { describe, test } from "node:test";
 import {
   freePort,
   getJson,
-  makeCacheDir,
+  newCache,
   ROOT,
   readReports,
+  runArgs,
   useIntegrationRig,
   WarmstartRun,
 } from "./rig.js";
@@ -29,21 +30,9 @@ describe("examples through warmstart", () => {
       if (example.name === "jvm-slow-server") {
         execFileSync("bash", [join(ROOT, "examples/jvm-slow-server/build.sh")], { stdio: "ignore" });
       }
-      const cacheDir = makeCacheDir();
-      const reportFile = join(cacheDir, "reports.jsonl");
+      const { cacheDir, reportFile } = newCache();
       const port = await freePort();
-      const args = [
-        "run",
-        "-v",
-        "--cache-dir",
-        cacheDir,
-        "--report",
-        reportFile,
-        "--ready",
-        `tcp:${port}`,
-        "--",
-        ...example.command,
-      ];
+      const args = runArgs(cacheDir, reportFile, [`tcp:${port}`], example.command);
       const env = { PORT: String(port) };
 
       const cold = new WarmstartRun(args, env);

@@ -21,9 +21,10 @@ import {
   getJson,
   isAlive,
   listEntries,
-  makeCacheDir,
+  newCache,
   type Report,
   readReports,
+  runArgs,
   useIntegrationRig,
   WarmstartRun,
   waitForEntry,
@@ -31,32 +32,6 @@ import {
 } from "./rig.js";
 
 useIntegrationRig();
-
-function newCache(): { cacheDir: string; reportFile: string } {
-  const cacheDir = makeCacheDir();
-  return { cacheDir, reportFile: join(cacheDir, "reports.jsonl") };
-}
-
-function runArgs(
-  cacheDir: string,
-  reportFile: string,
-  ready: string[],
-  command: string[],
-  extra: string[] = [],
-) {
-  return [
-    "run",
-    "-v",
-    "--cache-dir",
-    cacheDir,
-    "--report",
-    reportFile,
-    ...ready.flatMap((r) => ["--ready", r]),
-    ...extra,
-    "--",
-    ...command,
-  ];
-}
 
 function lastReport(reportFile: string): Report {
   const report = readReports(reportFile).at(-1);

@@ -30,6 +30,34 @@ export function makeCacheDir(): string {
   return makeTempDir("warmstart-test-");
 }
 
+/** A fresh cache directory and the --report file of its launches (inside it). */
+export function newCache(): { cacheDir: string; reportFile: string } {
+  const cacheDir = makeCacheDir();
+  return { cacheDir, reportFile: join(cacheDir, "reports.jsonl") };
+}
+
+/** `warmstart run -v` on that cache, reporting to `reportFile`. */
+export function runArgs(
+  cacheDir: string,
+  reportFile: string,
+  ready: readonly string[],
+  command: readonly string[],
+  extra: readonly string[] = [],
+): string[] {
+  return [
+    "run",
+    "-v",
+    "--cache-dir",
+    cacheDir,
+    "--report",
+    reportFile,
+    ...ready.flatMap((r) => ["--ready", r]),
+    ...extra,
+    "--",
+    ...command,
+  ];
+}
+
 /**
  * The hooks every integration test file needs: without a working CRIU the file fails
  * here, loudly, rather than skipping; no run nor temporary directory outlives it.
