@@ -9,6 +9,7 @@ import {
   makeCacheDir,
   makeTempDir,
   readReports,
+  runArgs,
   useIntegrationRig,
   WarmstartRun,
   waitForEntry,
@@ -39,21 +40,13 @@ async function launchOnce(
   options: { args?: string[]; env?: NodeJS.ProcessEnv } = {},
 ): Promise<{ mode: string; stderr: string }> {
   const run = new WarmstartRun(
-    [
-      "run",
-      "-v",
-      "--cache-dir",
+    runArgs(
       setup.cacheDir,
-      "--report",
       setup.reportFile,
-      "--ready",
-      "log:^ready pid=",
-      "--input",
-      join(setup.appDir, "*.json"),
-      "--",
-      join(setup.appDir, "start.sh"),
-      ...(options.args ?? []),
-    ],
+      ["log:^ready pid="],
+      [join(setup.appDir, "start.sh"), ...(options.args ?? [])],
+      ["--input", join(setup.appDir, "*.json")],
+    ),
     { PORT: "0", ...options.env },
   );
   const [, mode] = await run.waitFor(/ready, (cold|warm), pid/, "stderr");
