@@ -14,6 +14,7 @@ import {
   rmSync,
 } from "node:fs";
 import { join } from "node:path";
+import { criuLazyPages, criuRestore, inNewPidNamespace } from "../src/exec/command-lines.js";
 import { liveChildren, measureTtfr, stop } from "./ttfr.js";
 
 /** What the harness needs of a cache entry (<cache>/v1/<key>/images + manifest.json). */
@@ -56,19 +57,20 @@ export async function measureRawRestore(
   // real pipes instead, through a bash wrapper; that cost is part of its overhead.
   const devNull = openSync("/dev/null", "r+");
   const stdioFds = [4, 5, 6];
-  const inheritFds = options.entry.stdio.flatMap((resource, fd) => [
-    "--inherit-fd",
-    `fd[${stdioFds[fd] ?? -1}]:${resource}`,
-  ]);
-  const command = [
-    // --kill-child: killing unshare kills CRIU, the namespace's PID 1, and with it the app.
-    ...["unshare", "--pid", "--fork", "--mount", "--mount-proc", "--kill-child"],
-    ...[CRIU, "restore", "--images-dir", imagesDir, "--log-file", logPath, "-v2"],
-    // The flags warmstart's restore uses (src/criu/criu-flags.ts), minus its --exec-cmd reaper.
-    ...["--tcp-close", "--file-locks"],
-    ...(options.isLazy ? ["--lazy-pages"] : []),
-    ...inheritFds,
-  ];
+  // warmstart's restore command line (src/exec/command-lines.ts), minus its --exec-cmd reaper
+  // and its bash wrapper: the same flags, the same kind of namespace. --kill-child: killing
+  // unshare kills CRIU, the namespace's PID 1, and with it the app.
+  const command = inNewPidNamespace(
+    true,
+    criuRestore(CRIU, {
+      imagesDir,
+      logFile: logPath,
+      logLevel: 2,
+      inheritFds: options.entry.stdio.map((resource, fd) => ({ fd: stdioFds[fd] ?? -1, resource })),
+      execCommand: [],
+      isLazy: options.isLazy,
+    }),
+  );
   const startedMs = performance.now();
   let daemon: ChildProcess | undefined;
   let child: ChildProcess | undefined;
@@ -94,8 +96,8 @@ export async function measureRawRestore(
 
 /** Starts `criu lazy-pages` and resolves once it listens (it writes to --status-fd), as warmstart does. */
 function startLazyPages(imagesDir: string, logPath: string, timeoutMs: number): Promise<ChildProcess> {
-  const flags = ["--images-dir", imagesDir, "--log-file", logPath, "-v2", "--status-fd", "3"];
-  const daemon = spawn(CRIU, ["lazy-pages", ...flags], { stdio: ["ignore", "ignore", "pipe", "pipe"] });
+  const [file, ...args] = criuLazyPages(CRIU, { imagesDir, logFile: logPath, logLevel: 2, statusFd: 3 });
+  const daemon = spawn(file, args, { stdio: ["ignore", "ignore", "pipe", "pipe"] });
   liveChildren.add(daemon);
   daemon.once("exit", () => liveChildren.delete(daemon));
   return new Promise((resolve, reject) => {

@@ -1,6 +1,7 @@
-import { execFile } from "node:child_process";
 import { accessSync, constants, statSync } from "node:fs";
 import { delimiter, join } from "node:path";
+import { criuVersion } from "../exec/command-lines.js";
+import { runToCompletion } from "../exec/owned-process.js";
 
 /** CRIU 4.2 is the first release that works here: 3.17 fails on the [vvar_vclock] vDSO
  * mapping of kernel 6.18, 4.1 cannot dump inet sockets on kernels >= 6.16. */
@@ -67,12 +68,9 @@ export function isCriuVersionSupported(version: CriuVersion): boolean {
   return version.major > min.major || (version.major === min.major && version.minor >= min.minor);
 }
 
-export function readCriuVersionOutput(path: string): Promise<string> {
-  return new Promise((resolve) => {
-    execFile(path, ["--version"], { timeout: 10_000 }, (_error, stdout, stderr) =>
-      resolve(`${stdout}${stderr}`),
-    );
-  });
+export async function readCriuVersionOutput(path: string): Promise<string> {
+  const run = await runToCompletion(criuVersion(path), { timeoutMs: 10_000, killGraceMs: 0 });
+  return `${run.stdout}${run.stderr}`;
 }
 
 /** Remembers a binary's `--version` output until the binary changes (a spawn costs ~20 ms). */

@@ -2,6 +2,7 @@ import { accessSync, constants, readFileSync } from "node:fs";
 import { release } from "node:os";
 import { delimiter, join } from "node:path";
 import { findCriu } from "../criu/find-criu.js";
+import { criuCheck } from "../exec/command-lines.js";
 import { runFunctionalProbe } from "./functional-probe.js";
 
 export type CheckStatus = "ok" | "missing" | "broken" | "info";
@@ -125,7 +126,8 @@ export async function runDoctor(env: NodeJS.ProcessEnv = process.env): Promise<D
   const criuPath = criu.criu.path;
   // execa is ESM only, and the CLI bundle is CommonJS (it starts faster): import() loads it.
   const { execa } = await import("execa");
-  const kernelCheck = await execa(criuPath, ["check"], { reject: false, all: true, timeout: 30_000 });
+  const [check, ...checkArgs] = criuCheck(criuPath);
+  const kernelCheck = await execa(check, checkArgs, { reject: false, all: true, timeout: 30_000 });
   checks.push(
     kernelCheck.exitCode === 0
       ? { name: "criu check", status: "ok", detail: lastLine(kernelCheck.all), isRequired: true }
@@ -139,7 +141,8 @@ export async function runDoctor(env: NodeJS.ProcessEnv = process.env): Promise<D
   );
   const features = await Promise.all(
     FEATURES.map(async ({ feature, why, isRequired, fix }): Promise<DoctorCheck> => {
-      const result = await execa(criuPath, ["check", "--feature", feature], {
+      const [file, ...args] = criuCheck(criuPath, feature);
+      const result = await execa(file, args, {
         reject: false,
         all: true,
         timeout: 30_000,

@@ -1,17 +1,13 @@
-import { spawn } from "node:child_process";
 import { readlinkSync } from "node:fs";
 import { distPath } from "../dist-paths.js";
+import { inNetworkOf, nodeScript } from "../exec/command-lines.js";
+import { spawnOwned } from "../exec/owned-process.js";
 import type { ProbeSpec } from "../readiness/probe-spec.js";
 
 // A prewarm runs the new version of an app beside the one that serves, on the same ports.
 // It gets a network namespace of its own (loopback only; startCold makes it): its ports do
 // not clash, and its probes cannot be answered by the old version. CRIU dumps it from inside
 // that namespace, so the image holds plain sockets that a restore recreates in the host's.
-
-/** Prefix that runs a command inside the app's network namespace. */
-export function enterNetworkOf(pid: number): string[] {
-  return ["nsenter", `--net=/proc/${pid}/ns/net`, "--"];
-}
 
 export function isNetworkProbe(probe: ProbeSpec): boolean {
   return probe.kind === "tcp" || probe.kind === "http";
@@ -46,29 +42,14 @@ function readNetworkNamespace(pid: number): string | undefined {
   }
 }
 
-function runProbesInside(pid: number, probes: readonly ProbeSpec[], timeoutMs: number, signal: AbortSignal) {
+async function runProbesInside(
+  pid: number,
+  probes: readonly ProbeSpec[],
+  timeoutMs: number,
+  signal: AbortSignal,
+): Promise<boolean> {
   const main = distPath("src/readiness/probe-main.js");
-  const command = [
-    ...enterNetworkOf(pid),
-    process.execPath,
-    main,
-    JSON.stringify(probes),
-    String(Math.round(timeoutMs)),
-  ];
-  const child = spawn(...toSpawnArgs(command), {
-    stdio: "ignore",
-  });
-  const stop = () => child.kill("SIGKILL");
-  signal.addEventListener("abort", stop, { once: true });
-  return new Promise<boolean>((resolve) =>
-    child.once("close", (code) => {
-      signal.removeEventListener("abort", stop);
-      resolve(code === 0);
-    }),
-  );
-}
-
-function toSpawnArgs(argv: string[]): [string, string[]] {
-  const [file = "", ...args] = argv;
-  return [file, args];
+  const probe = nodeScript(main, [JSON.stringify(probes), String(Math.round(timeoutMs))]);
+  const exit = await spawnOwned(inNetworkOf(pid, probe), { signal, killGraceMs: 0 }).exited;
+  return exit.code === 0;
 }

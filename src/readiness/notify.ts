@@ -1,8 +1,9 @@
-import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { invalidOption, WarmstartError } from "../errors.js";
+import { pythonScript } from "../exec/command-lines.js";
+import { spawnOwned } from "../exec/owned-process.js";
 import { NOTIFY_HELPER } from "./notify-helper.js";
 import { LineBuffer } from "./output-lines.js";
 
@@ -21,6 +22,8 @@ export interface NotifyListener {
 export interface NotifyListenerOptions {
   /** The Python interpreter to run the helper with. Default "python3" (found on PATH). */
   readonly python?: string;
+  /** The socket's file name in the directory. Default "notify.sock". */
+  readonly socketName?: string;
 }
 
 const SOCKET_NAME = "notify.sock";
@@ -34,38 +37,32 @@ export async function createNotifyListener(
   dir: string,
   options: NotifyListenerOptions = {},
 ): Promise<NotifyListener> {
-  const path = join(dir, SOCKET_NAME);
+  const name = options.socketName ?? SOCKET_NAME;
+  const path = join(dir, name);
   if (Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES) {
     throw invalidOption(
       "the notify socket directory",
-      `a path of at most ${MAX_SOCKET_PATH_BYTES - SOCKET_NAME.length - 1} bytes, so that <dir>/${SOCKET_NAME} fits in a unix socket address`,
+      `a path of at most ${MAX_SOCKET_PATH_BYTES - name.length - 1} bytes, so that <dir>/${name} fits in a unix socket address`,
       dir,
     );
   }
   const python = options.python ?? defaultPython();
-  // -I -S: the app's PYTHONPATH and site packages are not the helper's business, and
-  // skipping them shortens a startup that the cold launch waits for.
-  const helper = spawn(python, ["-I", "-S", "-u", "-c", NOTIFY_HELPER, path], {
-    stdio: ["pipe", "pipe", "pipe"],
-  });
+  const owned = spawnOwned(pythonScript(python, NOTIFY_HELPER, [path]), { stdio: ["pipe", "pipe", "pipe"] });
+  const helper = owned.child;
   // Only ever ended, never written: a helper that already left must not raise EPIPE here.
-  helper.stdin.on("error", () => {});
+  helper.stdin?.on("error", () => {});
   const stdout = new LineBuffer({ maxRecent: 0 });
   const stderr = new LineBuffer({ maxRecent: 10 });
-  helper.stdout.on("data", (chunk: Buffer) => stdout.push(chunk));
-  helper.stderr.on("data", (chunk: Buffer) => stderr.push(chunk));
-  let hasExited = false;
-  const exited = new Promise<void>((resolve) =>
-    helper.once("close", () => {
-      hasExited = true;
-      resolve();
-    }),
-  );
+  helper.stdout?.on("data", (chunk: Buffer) => stdout.push(chunk));
+  helper.stderr?.on("data", (chunk: Buffer) => stderr.push(chunk));
+  const exited = owned.exited.then(() => undefined);
 
   const listeners = new Set<(fields: Record<string, string>) => void>();
   let readyReceived = false;
   const isBound = new Promise<void>((resolve, reject) => {
-    helper.once("error", (error: NodeJS.ErrnoException) => reject(toSpawnError(python, error)));
+    void owned.started.then((started) => {
+      if (!started.isStarted) reject(toSpawnError(python, started.error as NodeJS.ErrnoException));
+    });
     void exited.then(() =>
       reject(
         new WarmstartError(
@@ -102,9 +99,9 @@ export async function createNotifyListener(
     close() {
       closing ??= (async () => {
         listeners.clear();
-        if (!hasExited) {
-          helper.stdin.end();
-          helper.kill("SIGTERM");
+        if (!owned.hasExited()) {
+          helper.stdin?.end();
+          owned.kill("SIGTERM");
         }
         await exited;
         // The helper removes it too, unless it was killed before it could.

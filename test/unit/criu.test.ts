@@ -3,9 +3,16 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { toDumpFlags, toRestoreFlags } from "../../src/criu/criu-flags.js";
 import { readCriuErrors, summarizeCriuErrors } from "../../src/criu/criu-log.js";
 import { isCriuVersionSupported, listCriuCandidates, parseCriuVersion } from "../../src/criu/find-criu.js";
+import {
+  criuDump,
+  criuRestore,
+  dieWithParentUnless,
+  inNetworkOf,
+  inNewPidNamespace,
+  withNotifySocketAt,
+} from "../../src/exec/command-lines.js";
 
 describe("criu", () => {
   test("versions: parsed from --version, 4.2 and later supported", () => {
@@ -34,8 +41,15 @@ describe("criu", () => {
 
   test("flags: one per option, lazy and exec-cmd only when asked", () => {
     assert.deepEqual(
-      toDumpFlags({ pid: 42, imagesDir: "/i", logFile: "/l", logLevel: 4, leaveRunning: true }),
+      criuDump("/usr/local/sbin/criu", {
+        pid: 42,
+        imagesDir: "/i",
+        logFile: "/l",
+        logLevel: 4,
+        leaveRunning: true,
+      }),
       [
+        "/usr/local/sbin/criu",
         "dump",
         "--tree",
         "42",
@@ -51,7 +65,7 @@ describe("criu", () => {
         "--file-locks",
       ],
     );
-    const restore = toRestoreFlags({
+    const restore = criuRestore("criu", {
       imagesDir: "/i",
       logFile: "/l",
       logLevel: 2,
@@ -70,7 +84,7 @@ describe("criu", () => {
       "-e",
       "1",
     ]);
-    const eager = toRestoreFlags({
+    const eager = criuRestore("criu", {
       imagesDir: "/i",
       logFile: "/l",
       logLevel: 2,
@@ -79,6 +93,36 @@ describe("criu", () => {
       isLazy: false,
     });
     assert.equal(eager.includes("--lazy-pages") || eager.includes("--exec-cmd"), false);
+  });
+
+  test("wrappers: the parent-death guard unless detached, the namespaces, the notify redirect", () => {
+    const app = ["node", "app.js"] as const;
+    assert.deepEqual(dieWithParentUnless(false, app), [
+      "setpriv",
+      "--pdeathsig",
+      "KILL",
+      "--",
+      "node",
+      "app.js",
+    ]);
+    assert.deepEqual(dieWithParentUnless(true, app), ["node", "app.js"]);
+    assert.deepEqual(inNewPidNamespace(true, app), [
+      ...["unshare", "--pid", "--fork", "--mount", "--mount-proc", "--kill-child", "--"],
+      ...app,
+    ]);
+    assert.deepEqual(inNetworkOf(7, app), ["nsenter", "--net=/proc/7/ns/net", "--", "node", "app.js"]);
+    const redirect = withNotifySocketAt(
+      { dir: "/c/notify", oldPath: "/c/notify/a.sock", newPath: "/c/run/b/notify.sock" },
+      app,
+    );
+    assert.deepEqual(redirect.slice(3), [
+      "warmstart-notify",
+      "/c/notify",
+      "/c/notify/a.sock",
+      "/c/run/b/notify.sock",
+      "node",
+      "app.js",
+    ]);
   });
 
   test("log: error lines with the line before them, benign ones skipped, the first real one summarized", async () => {

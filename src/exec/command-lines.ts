@@ -1,0 +1,212 @@
+/**
+ * Every external command warmstart runs is built here, and nowhere else: the util-linux
+ * wrappers (setpriv, unshare, nsenter), every CRIU command with one line per flag (the runc
+ * pattern: a reader sees every flag CRIU gets and why), and the helpers. The benchmark's
+ * raw-CRIU baseline is built here too, so the overhead it reports cannot drift from what
+ * `run` does.
+ */
+
+/** argv of an external command: the program (looked up in the launch's PATH), then its arguments. */
+export type CommandLine = readonly [string, ...string[]];
+
+// ── util-linux wrappers ────────────────────────────────────────────────────────────────────
+
+/**
+ * `setpriv --pdeathsig KILL`: the command dies with warmstart, even when warmstart is killed
+ * with SIGKILL, instead of lingering as an orphan nobody supervises. The signal is tied to
+ * the parent of the moment it is set: if warmstart died before that (killed while the
+ * process was being spawned), the process has already been handed to init and would never
+ * get it. So a shell checks, after the signal is set and before the command runs, that its
+ * parent is still this warmstart (execs keep both the PID and the signal).
+ */
+export function dieWithParent(command: CommandLine): CommandLine {
+  const check = '[ "$PPID" = "$1" ] || exit 125; shift; exec "$@"';
+  return [
+    "setpriv",
+    "--pdeathsig",
+    "KILL",
+    "--",
+    "sh",
+    "-c",
+    check,
+    "warmstart-guard",
+    String(process.pid),
+    ...command,
+  ];
+}
+
+/** The guard unless the process must outlive warmstart (`--detach`). */
+export function dieWithParentUnless(isDetached: boolean, command: CommandLine): CommandLine {
+  return isDetached ? command : dieWithParent(command);
+}
+
+/**
+ * A new PID and mount namespace, with a /proc of its own (what criu-ns does): the restored
+ * app gets its old PID inside it, whatever is using that PID on the host. `--kill-child`:
+ * unshare's death takes the namespace down (its PID 1 gets SIGKILL).
+ */
+export function inNewPidNamespace(isKilledWithUnshare: boolean, command: CommandLine): CommandLine {
+  return [
+    "unshare",
+    "--pid",
+    "--fork",
+    "--mount",
+    "--mount-proc",
+    ...(isKilledWithUnshare ? ["--kill-child"] : []),
+    "--",
+    ...command,
+  ];
+}
+
+/** A network namespace of its own (prewarm): unshare execs the command without forking, so
+ * the PID stays the caller's. */
+export function inPrivateNetwork(command: CommandLine): CommandLine {
+  return ["unshare", "--net", "--", ...command];
+}
+
+/** Runs the command inside the network namespace of `pid` (probes and the dump of a prewarm). */
+export function inNetworkOf(pid: number, command: CommandLine): CommandLine {
+  return ["nsenter", `--net=/proc/${pid}/ns/net`, "--", ...command];
+}
+
+/**
+ * Inside a restore's private mount namespace, before CRIU runs: a restored app keeps the
+ * NOTIFY_SOCKET path of the launch that was checkpointed, whose socket is gone. A tmpfs over
+ * the directory of those paths, holding a symlink from the old path to this launch's socket,
+ * makes the old path reach this launch, in this namespace only: concurrent restores of one
+ * snapshot each see their own.
+ */
+export function withNotifySocketAt(
+  redirect: { readonly dir: string; readonly oldPath: string; readonly newPath: string },
+  command: CommandLine,
+): CommandLine {
+  const script = 'mount -t tmpfs -o mode=0700 warmstart "$1" && ln -s "$3" "$2" && shift 3 && exec "$@"';
+  return [
+    "sh",
+    "-c",
+    script,
+    "warmstart-notify",
+    redirect.dir,
+    redirect.oldPath,
+    redirect.newPath,
+    ...command,
+  ];
+}
+
+// ── CRIU ────────────────────────────────────────────────────────────────────────────────────
+
+export interface DumpOptions {
+  readonly pid: number;
+  readonly imagesDir: string;
+  /** Absolute, or a file name inside imagesDir. */
+  readonly logFile: string;
+  /** 0-4; 4 gives the context lines that make a failed dump debuggable. */
+  readonly logLevel: number;
+  /** Keep the app serving after the checkpoint: the user never waits on the dump. */
+  readonly leaveRunning: boolean;
+}
+
+export interface RestoreOptions {
+  readonly imagesDir: string;
+  readonly logFile: string;
+  readonly logLevel: number;
+  /** The app's pipes at dump time ("pipe:[INODE]") and the fd of the restoring process that
+   * replaces each one. */
+  readonly inheritFds: readonly { readonly fd: number; readonly resource: string }[];
+  /** Command CRIU execs in its own place once the tree runs; it becomes the app's parent. */
+  readonly execCommand: readonly string[];
+  /** Memory comes from a lazy-pages daemon on first touch (userfaultfd) instead of being
+   * read in full before the app resumes: restore time stops growing with the image. */
+  readonly isLazy: boolean;
+}
+
+export interface LazyPagesOptions {
+  readonly imagesDir: string;
+  readonly logFile: string;
+  readonly logLevel: number;
+  /** The daemon writes \0 here once it listens, so the restore never races it. */
+  readonly statusFd: number;
+}
+
+export function criuDump(criuPath: string, options: DumpOptions): CommandLine {
+  return [
+    criuPath,
+    "dump",
+    ...["--tree", String(options.pid)],
+    ...["--images-dir", options.imagesDir],
+    ...["--log-file", options.logFile],
+    `-v${options.logLevel}`,
+    ...(options.leaveRunning ? ["--leave-running"] : []),
+    // A readiness probe or an early client may leave a connection open at dump time. Restores
+    // bring such connections back closed (their clients belong to the first launch), so their
+    // TCP state is not dumped and they are not blocked: without this the dump fails
+    // ("Connected TCP socket").
+    "--tcp-close",
+    // Nothing to lock then. The default (iptables) needs a binary Debian does not ship, and
+    // nftables costs ~18 ms on every restore, where CRIU deletes a table it never made.
+    ...["--network-lock", "skip"],
+    // Apps holding flock/fcntl locks (pid files, sqlite) are otherwise refused.
+    "--file-locks",
+  ];
+}
+
+export function criuRestore(criuPath: string, options: RestoreOptions): CommandLine {
+  return [
+    criuPath,
+    "restore",
+    ...["--images-dir", options.imagesDir],
+    ...["--log-file", options.logFile],
+    `-v${options.logLevel}`,
+    // Connections that were open at dump time belong to clients of the first launch.
+    // (The network-lock method is the dump's, read from the images.)
+    "--tcp-close",
+    "--file-locks",
+    ...(options.isLazy ? ["--lazy-pages"] : []),
+    ...options.inheritFds.flatMap(({ fd, resource }) => ["--inherit-fd", `fd[${fd}]:${resource}`]),
+    // Needs a non-detached restore (CRIU refuses --exec-cmd with --restore-detached).
+    ...(options.execCommand.length > 0 ? ["--exec-cmd", "--", ...options.execCommand] : []),
+  ];
+}
+
+export function criuLazyPages(criuPath: string, options: LazyPagesOptions): CommandLine {
+  return [
+    criuPath,
+    "lazy-pages",
+    ...["--images-dir", options.imagesDir],
+    ...["--log-file", options.logFile],
+    `-v${options.logLevel}`,
+    ...["--status-fd", String(options.statusFd)],
+  ];
+}
+
+/** `criu check`, or the check of one feature (`--feature ns_pid`). */
+export function criuCheck(criuPath: string, feature?: string): CommandLine {
+  return [criuPath, "check", ...(feature ? ["--feature", feature] : [])];
+}
+
+export function criuVersion(criuPath: string): CommandLine {
+  return [criuPath, "--version"];
+}
+
+// ── helpers warmstart runs ─────────────────────────────────────────────────────────────────
+
+/** A bash script with positional arguments. --norc: see pipe-wrapper.ts for why. */
+export function bashScript(script: string, args: readonly string[]): CommandLine {
+  return ["bash", "--norc", "-c", script, "warmstart", ...args];
+}
+
+/** The perl reaper CRIU execs in its own place after a restore (see pipe-wrapper.ts). */
+export function perlScript(script: string, args: readonly string[]): CommandLine {
+  return ["perl", "-e", script, ...args];
+}
+
+/** The sd_notify receiver. -I -S: the app's PYTHONPATH and site packages are not the
+ * helper's business, and skipping them shortens a start-up the cold launch waits for. */
+export function pythonScript(python: string, script: string, args: readonly string[]): CommandLine {
+  return [python, "-I", "-S", "-u", "-c", script, ...args];
+}
+
+/** The in-namespace readiness probe of a prewarm: this Node running one of warmstart's files. */
+export function nodeScript(file: string, args: readonly string[]): CommandLine {
+  return [process.execPath, file, ...args];
+}
