@@ -1,6 +1,6 @@
-import { lstatSync, mkdirSync } from "node:fs";
+import { lstatSync, mkdirSync, statSync } from "node:fs";
 import { homedir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 
 export type CacheDirOutcome =
   | { readonly usable: true; readonly dir: string }
@@ -45,12 +45,63 @@ export function describeUnsafePath(
 
 /** Creates the cache directory (0700) if needed and checks that it is safe to use. */
 export function openCacheDir(dir: string): CacheDirOutcome {
-  try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-  } catch (error) {
-    return { usable: false, dir, reason: `cannot create ${dir}: ${(error as Error).message}` };
-  }
+  const failure = makeDirectories(dir, 0o700);
+  if (failure) return { usable: false, dir, reason: failure };
   const unsafe = describeUnsafePath(dir, "directory");
   if (unsafe) return { usable: false, dir, reason: unsafe };
   return { usable: true, dir };
+}
+
+/**
+ * `mkdir -p`, one level at a time, with an error that names the level that failed. Node 20's
+ * recursive mkdir loops forever at 100% CPU on a path it cannot create under /proc (ENOENT
+ * for the leaf, EEXIST for the parent, again), and words a read-only filesystem as ENOENT.
+ * Undefined on success.
+ */
+export function makeDirectories(dir: string, mode: number): string | undefined {
+  const missing: string[] = [];
+  for (let path = resolve(dir); ; path = dirname(path)) {
+    try {
+      if (statSync(path).isDirectory()) break;
+      return `cannot create ${dir}: ${path} exists and is not a directory`;
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== "ENOENT" && code !== "ENOTDIR")
+        return `cannot create ${dir}: ${path}: ${describeErrno(error)}`;
+    }
+    missing.unshift(path);
+    if (path === dirname(path)) break;
+  }
+  for (const path of missing) {
+    try {
+      mkdirSync(path, { mode });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "EEXIST" && isDirectory(path)) continue;
+      return `cannot create ${dir}: mkdir ${path}: ${describeErrno(error)}`;
+    }
+  }
+  return undefined;
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+const ERRNO_WORDS: Readonly<Record<string, string>> = {
+  EROFS: "the filesystem is read-only",
+  EACCES: "permission denied",
+  EPERM: "operation not permitted",
+  ENOSPC: "no space left on the device",
+  ENOENT: "the filesystem does not allow creating it",
+  ENOTDIR: "a part of the path is not a directory",
+  EEXIST: "it exists and is not a directory",
+};
+
+function describeErrno(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException).code ?? "";
+  return ERRNO_WORDS[code] ? `${ERRNO_WORDS[code]} (${code})` : (error as Error).message;
 }

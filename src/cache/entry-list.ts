@@ -1,5 +1,5 @@
 import { type ScannedEntry, scanEntries } from "./entry-scan.js";
-import { fastestWarmReadyMs, readStats } from "./entry-stats.js";
+import { fastestWarmReadyMs, isWarmNotFaster, readStats } from "./entry-stats.js";
 import type { EntryStore, Manifest } from "./entry-store.js";
 
 /** An entry as `warmstart ls` shows it. */
@@ -15,8 +15,10 @@ export type ListedEntry =
       readonly coldReadyMs: number;
       /** The last warm launch's readyMs. */
       readonly warmReadyMs: number | null;
-      /** The fastest warm launch's: what the never-slower rule judges by. */
+      /** The fastest warm launch's. */
       readonly bestWarmReadyMs: number | null;
+      /** Launches of the entry go cold: its warm starts were measured no faster. */
+      readonly isWarmNotFaster: boolean;
     }
   | {
       // What a launch would refuse or evict: its manifest is not trusted, so not shown.
@@ -62,6 +64,7 @@ export async function judgeEntry(store: EntryStore, scanned: ScannedEntry): Prom
       coldReadyMs: stats?.coldReadyMs ?? manifest.coldReadyMs,
       warmReadyMs: stats?.warmReadyMs ?? null,
       bestWarmReadyMs: fastestWarmReadyMs(stats),
+      isWarmNotFaster: isWarmNotFaster(stats),
     };
   }
   if (found.reason === "missing") return undefined;

@@ -1,41 +1,23 @@
 import { createHash, randomBytes } from "node:crypto";
 import {
   chmodSync,
-  closeSync,
-  fsyncSync,
   lstatSync,
   mkdirSync,
-  openSync,
   readdirSync,
   readFileSync,
   renameSync,
   rmSync,
   writeFileSync,
 } from "node:fs";
+import { open } from "node:fs/promises";
 import { join } from "node:path";
 import { describeUnsafePath } from "./cache-dir.js";
 import { hashFileContent } from "./file-hash.js";
-import { isProcessAlive } from "./is-process-alive.js";
 import { type CacheKeyFields, diffKeyFields, IMAGE_FORMAT_VERSION } from "./key.js";
+import { describeInvalidManifest, type Manifest } from "./manifest.js";
+import { currentOwner, formatOwnerTag, isAbandoned, OWNER_TAG_SOURCE, parseOwnerTag } from "./owner-stamp.js";
 
-/** What a cache entry says about itself. Written once, when the entry is committed. */
-export interface Manifest {
-  readonly formatVersion: number;
-  readonly key: string;
-  readonly fields: CacheKeyFields;
-  /** The command as the user typed it, for `ls` and messages. */
-  readonly command: readonly string[];
-  /** The app's PID at dump time; it keeps it inside the PID namespace it is restored into. */
-  readonly pid: number;
-  /** The app's fd 0-2 at dump time ("pipe:[INODE]"), handed fresh pipes on restore. */
-  readonly stdio: readonly string[];
-  /** Every file under images/: size and sha256, checked before a restore. */
-  readonly files: Readonly<Record<string, { readonly bytes: number; readonly sha256: string }>>;
-  readonly imageBytes: number;
-  readonly createdAt: string;
-  readonly coldReadyMs: number;
-  readonly checkpointMs: number;
-}
+export type { Manifest } from "./manifest.js";
 
 export interface CacheEntry {
   readonly dir: string;
@@ -53,7 +35,22 @@ export type LookupOutcome =
       readonly dir: string;
     };
 
+export type CommitOutcome =
+  | { readonly isCommitted: true; readonly entry: CacheEntry }
+  /** Another launch committed the same key first (and `replace` was not asked). */
+  | { readonly isCommitted: false };
+
 const ENTRY_MODE_BITS = 0o077;
+
+/** A pending or half-removed directory whose owner cannot be judged from here (another PID
+ * namespace, or named by an older warmstart) is cleared after this: no dump takes as long. */
+const ABANDONED_AGE_MS = 60 * 60_000;
+
+// `.pending-<key prefix>-<owner>-<random>`: a dump in progress. `.evicted-...`: an entry
+// being deleted. `.replaced-<full key>-...`: the entry a refresh is replacing, renamed back
+// if the refresh dies before its new entry is in place.
+const TRANSIENT = new RegExp(`^\\.(pending|evicted|replaced)-([0-9a-f]+)-(${OWNER_TAG_SOURCE})-[0-9a-f]+$`);
+const LEGACY_TRANSIENT = /^\.(?:pending|evicted)-[0-9a-f]+-\d+-[0-9a-f]+$/;
 
 // Page files are large and only read by CRIU; their size is checked on every lookup and
 // their hash by `warmstart verify`. The metadata images are small and a flipped byte there
@@ -63,9 +60,11 @@ function isPagesFile(name: string): boolean {
 }
 
 export class EntryStore {
+  readonly cacheDir: string;
   readonly root: string;
 
   constructor(cacheDir: string) {
+    this.cacheDir = cacheDir;
     this.root = join(cacheDir, `v${IMAGE_FORMAT_VERSION}`);
   }
 
@@ -73,71 +72,48 @@ export class EntryStore {
     return join(this.root, key);
   }
 
+  /**
+   * Whether the entry can be restored. Another launch, `rm` or `prune` may remove the entry
+   * while this runs: a file that vanishes mid-way makes the outcome "missing", never an
+   * exception (a launch must start whatever the cache does).
+   */
   async lookup(key: string): Promise<LookupOutcome> {
     const dir = this.entryDir(key);
+    const inode = inodeOf(dir);
+    if (inode === undefined) return { hit: false, reason: "missing" };
+    let outcome: LookupOutcome;
     try {
-      lstatSync(dir);
-    } catch {
-      return { hit: false, reason: "missing" };
-    }
-    const refuse = (detail: string): LookupOutcome => ({ hit: false, reason: "refused", detail, dir });
-    const corrupt = (detail: string): LookupOutcome => ({ hit: false, reason: "corrupt", detail, dir });
-    const unsafeDir = describeUnsafePath(dir, "directory", ENTRY_MODE_BITS);
-    if (unsafeDir) return refuse(unsafeDir);
-    const manifestPath = join(dir, "manifest.json");
-    const unsafeManifest = describeUnsafePath(manifestPath, "file", ENTRY_MODE_BITS);
-    if (unsafeManifest)
-      return unsafeManifest.includes("cannot be read") ? corrupt(unsafeManifest) : refuse(unsafeManifest);
-    let manifest: Manifest;
-    try {
-      manifest = JSON.parse(readFileSync(manifestPath, "utf8")) as Manifest;
+      outcome = inspectEntry(key, dir);
     } catch (error) {
-      return corrupt(`${manifestPath} is not valid JSON (${(error as Error).message})`);
+      outcome = { hit: false, reason: "corrupt", detail: `${dir} cannot be read (${messageOf(error)})`, dir };
     }
-    if (manifest.key !== key || manifest.formatVersion !== IMAGE_FORMAT_VERSION || !manifest.files) {
-      return corrupt(`${manifestPath} does not describe entry ${key}`);
-    }
-    const imagesDir = join(dir, "images");
-    const unsafeImages = describeUnsafePath(imagesDir, "directory", ENTRY_MODE_BITS);
-    if (unsafeImages) return refuse(unsafeImages);
-    const present = new Set(readdirSync(imagesDir));
-    for (const name of present) {
-      if (!(name in manifest.files)) return refuse(`${join(imagesDir, name)} is not listed in the manifest`);
-    }
-    for (const [name, expected] of Object.entries(manifest.files)) {
-      const path = join(imagesDir, name);
-      if (!present.has(name)) return corrupt(`${path} is missing`);
-      const unsafe = describeUnsafePath(path, "file", ENTRY_MODE_BITS);
-      if (unsafe) return refuse(unsafe);
-      const bytes = lstatSync(path).size;
-      if (bytes !== expected.bytes)
-        return corrupt(`${path} has ${bytes} bytes, the manifest says ${expected.bytes}`);
-      if (!isPagesFile(name) && hashSmallFile(path) !== expected.sha256) {
-        return corrupt(`${path} does not match its sha256 in the manifest`);
-      }
-    }
-    return { hit: true, entry: { dir, imagesDir, manifest } };
+    // A verdict on an entry that was removed or replaced meanwhile is about nothing.
+    if (!outcome.hit && inodeOf(dir) !== inode) return { hit: false, reason: "missing" };
+    return outcome;
   }
 
   /**
-   * A private directory for one dump. Lookups never read it; `commit` renames it into place
-   * only when complete, so a crash or kill mid-dump leaves no entry behind.
+   * A private directory for one dump, named after its owner. Lookups never read it; `commit`
+   * renames it into place only when complete, so a crash or kill mid-dump leaves no entry.
    */
   createPending(key: string): { dir: string; imagesDir: string } {
     mkdirSync(this.root, { recursive: true, mode: 0o700 });
-    const dir = join(
-      this.root,
-      `.pending-${key.slice(0, 16)}-${process.pid}-${randomBytes(4).toString("hex")}`,
-    );
+    const dir = join(this.root, transientName("pending", key.slice(0, 16)));
     mkdirSync(join(dir, "images"), { recursive: true, mode: 0o700 });
     return { dir, imagesDir: join(dir, "images") };
   }
 
-  /** Hashes and seals a pending dump, then renames it into place. False if another launch won. */
+  /**
+   * Hashes and seals a pending dump, then renames it into place. With `replace` (a refresh),
+   * an existing entry of the key is swapped out only once the new one is complete, and put
+   * back by `removeAbandoned` if this process dies between the two renames. The fsyncs run
+   * in the thread pool: the event loop relays the app's output meanwhile.
+   */
   async commit(
     pendingDir: string,
     manifest: Omit<Manifest, "files" | "imageBytes">,
-  ): Promise<CacheEntry | undefined> {
+    options: { readonly replace?: boolean } = {},
+  ): Promise<CommitOutcome> {
     const imagesDir = join(pendingDir, "images");
     const files: Record<string, { bytes: number; sha256: string }> = {};
     let imageBytes = 0;
@@ -147,39 +123,39 @@ export class EntryStore {
       const bytes = lstatSync(path).size;
       files[name] = { bytes, sha256: await hashFileContent(path) };
       imageBytes += bytes;
-      fsyncPath(path);
+      await fsyncPath(path);
     }
     const full: Manifest = { ...manifest, files, imageBytes };
     const manifestPath = join(pendingDir, "manifest.json");
     writeFileSync(manifestPath, `${JSON.stringify(full, null, 2)}\n`, { mode: 0o600 });
-    fsyncPath(manifestPath);
-    fsyncPath(imagesDir);
-    fsyncPath(pendingDir);
+    await fsyncPath(manifestPath);
+    await fsyncPath(imagesDir);
+    await fsyncPath(pendingDir);
     const dir = this.entryDir(manifest.key);
+    const replaced = options.replace ? this.#moveAside(manifest.key) : undefined;
     try {
       renameSync(pendingDir, dir);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === "ENOTEMPTY" || code === "EEXIST") {
         rmSync(pendingDir, { recursive: true, force: true });
-        return undefined;
+        if (replaced) rmSync(replaced, { recursive: true, force: true });
+        return { isCommitted: false };
       }
+      if (replaced) renameBack(replaced, dir);
       throw error;
     }
-    fsyncPath(this.root);
-    return { dir, imagesDir: join(dir, "images"), manifest: full };
+    if (replaced) rmSync(replaced, { recursive: true, force: true });
+    await fsyncPath(this.root);
+    return { isCommitted: true, entry: { dir, imagesDir: join(dir, "images"), manifest: full } };
   }
 
   /** Removes an entry so that no lookup can see half of it: rename away first, then delete.
    * True when there was an entry to remove. */
   evict(key: string): boolean {
-    const dir = this.entryDir(key);
-    const doomed = join(
-      this.root,
-      `.evicted-${key.slice(0, 16)}-${process.pid}-${randomBytes(4).toString("hex")}`,
-    );
+    const doomed = join(this.root, transientName("evicted", key.slice(0, 16)));
     try {
-      renameSync(dir, doomed);
+      renameSync(this.entryDir(key), doomed);
     } catch {
       return false;
     }
@@ -233,8 +209,9 @@ export class EntryStore {
   }
 
   /**
-   * Deletes pending dumps and half-deleted entries whose launcher is gone (killed mid-dump
-   * or mid-eviction). Returns the names it removed.
+   * Clears what launches that are gone left mid-way: pending dumps and half-deleted entries
+   * are deleted; an entry a dead refresh had set aside is put back when nothing replaced it.
+   * Returns the names it handled.
    */
   removeAbandoned(): string[] {
     let names: string[];
@@ -243,15 +220,102 @@ export class EntryStore {
     } catch {
       return [];
     }
-    const removed: string[] = [];
+    const handled: string[] = [];
     for (const name of names) {
-      const match = /^\.(?:pending|evicted)-[0-9a-f]+-(\d+)-/.exec(name);
-      if (match && !isProcessAlive(Number(match[1]))) {
-        rmSync(join(this.root, name), { recursive: true, force: true });
-        removed.push(name);
-      }
+      const path = join(this.root, name);
+      const match = TRANSIENT.exec(name);
+      const isLegacy = !match && LEGACY_TRANSIENT.test(name);
+      if (!match && !isLegacy) continue;
+      if (!isAbandoned(match ? parseOwnerTag(match[3] ?? "") : undefined, ageMs(path), ABANDONED_AGE_MS))
+        continue;
+      const key = match?.[2] ?? "";
+      if (match?.[1] === "replaced" && !this.hasEntry(key)) renameBack(path, this.entryDir(key));
+      else rmSync(path, { recursive: true, force: true });
+      handled.push(name);
     }
-    return removed;
+    return handled;
+  }
+
+  /** Renames the key's entry aside for a replacement; undefined when there is none. */
+  #moveAside(key: string): string | undefined {
+    const aside = join(this.root, transientName("replaced", key));
+    try {
+      renameSync(this.entryDir(key), aside);
+      return aside;
+    } catch {
+      return undefined;
+    }
+  }
+}
+
+function inodeOf(path: string): number | undefined {
+  try {
+    return lstatSync(path).ino;
+  } catch {
+    return undefined;
+  }
+}
+
+function inspectEntry(key: string, dir: string): LookupOutcome {
+  const refuse = (detail: string): LookupOutcome => ({ hit: false, reason: "refused", detail, dir });
+  const corrupt = (detail: string): LookupOutcome => ({ hit: false, reason: "corrupt", detail, dir });
+  const unsafeDir = describeUnsafePath(dir, "directory", ENTRY_MODE_BITS);
+  if (unsafeDir) return refuse(unsafeDir);
+  const manifestPath = join(dir, "manifest.json");
+  const unsafeManifest = describeUnsafePath(manifestPath, "file", ENTRY_MODE_BITS);
+  if (unsafeManifest)
+    return unsafeManifest.includes("cannot be read") ? corrupt(unsafeManifest) : refuse(unsafeManifest);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(manifestPath, "utf8"));
+  } catch (error) {
+    if (error instanceof SyntaxError) return corrupt(`${manifestPath} is not valid JSON (${error.message})`);
+    throw error;
+  }
+  const invalid = describeInvalidManifest(parsed, key);
+  if (invalid) return corrupt(`${manifestPath} cannot be used: ${invalid}`);
+  const manifest = parsed as Manifest;
+  if (manifest.formatVersion !== IMAGE_FORMAT_VERSION)
+    return corrupt(`${manifestPath} is of format ${manifest.formatVersion}`);
+  const imagesDir = join(dir, "images");
+  const unsafeImages = describeUnsafePath(imagesDir, "directory", ENTRY_MODE_BITS);
+  if (unsafeImages) return refuse(unsafeImages);
+  const present = new Set(readdirSync(imagesDir));
+  for (const name of present) {
+    if (!(name in manifest.files)) return refuse(`${join(imagesDir, name)} is not listed in the manifest`);
+  }
+  for (const [name, expected] of Object.entries(manifest.files)) {
+    const path = join(imagesDir, name);
+    if (!present.has(name)) return corrupt(`${path} is missing`);
+    const unsafe = describeUnsafePath(path, "file", ENTRY_MODE_BITS);
+    if (unsafe) return refuse(unsafe);
+    const bytes = lstatSync(path).size;
+    if (bytes !== expected.bytes)
+      return corrupt(`${path} has ${bytes} bytes, the manifest says ${expected.bytes}`);
+    if (!isPagesFile(name) && hashSmallFile(path) !== expected.sha256) {
+      return corrupt(`${path} does not match its sha256 in the manifest`);
+    }
+  }
+  return { hit: true, entry: { dir, imagesDir, manifest } };
+}
+
+function transientName(kind: "pending" | "evicted" | "replaced", key: string): string {
+  return `.${kind}-${key}-${formatOwnerTag(currentOwner())}-${randomBytes(4).toString("hex")}`;
+}
+
+function renameBack(aside: string, dir: string): void {
+  try {
+    renameSync(aside, dir);
+  } catch {
+    // Another entry took the place meanwhile; the aside copy goes with the next cleanup.
+  }
+}
+
+function ageMs(path: string): number {
+  try {
+    return Date.now() - lstatSync(path).mtimeMs;
+  } catch {
+    return 0;
   }
 }
 
@@ -260,11 +324,15 @@ function hashSmallFile(path: string): string {
   return createHash("sha256").update(readFileSync(path)).digest("hex");
 }
 
-function fsyncPath(path: string): void {
-  const fd = openSync(path, "r");
+async function fsyncPath(path: string): Promise<void> {
+  const handle = await open(path, "r");
   try {
-    fsyncSync(fd);
+    await handle.sync();
   } finally {
-    closeSync(fd);
+    await handle.close();
   }
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }

@@ -1,22 +1,37 @@
 import { createHash } from "node:crypto";
-import { createReadStream, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { createReadStream, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+
+/** The memo keeps this many facts, most recently used first; a fact costs ~200 bytes. */
+export const MAX_MEMO_ENTRIES = 20_000;
 
 /**
  * Content hashes memoized by (device, inode, size, mtime ns, ctime ns), kept in a small JSON
  * index beside the cache: a warm launch must not re-read a 100 MB runtime binary. ctime is
  * in the stamp because it changes on every write even when mtime is set back by hand.
+ *
+ * Bounded: a new fact about a file replaces the facts about its earlier versions, and past
+ * MAX_MEMO_ENTRIES the least recently used go (recency is recorded when the memo is written
+ * anyway, so a warm launch that computes nothing writes nothing).
  */
 export class FileHashIndex {
   readonly #path: string;
-  #entries: Record<string, string> = {};
+  /** stamp -> value, in recency order (oldest first). */
+  #entries = new Map<string, string>();
+  /** purpose + path -> its one current stamp. */
+  readonly #stampOf = new Map<string, string>();
+  readonly #used = new Set<string>();
   #isDirty = false;
 
   constructor(cacheDir: string) {
     this.#path = join(cacheDir, "file-hashes.json");
     try {
       const parsed: unknown = JSON.parse(readFileSync(this.#path, "utf8"));
-      if (parsed && typeof parsed === "object") this.#entries = parsed as Record<string, string>;
+      if (parsed && typeof parsed === "object" && !Array.isArray(parsed)) {
+        for (const [stamp, value] of Object.entries(parsed)) {
+          if (typeof value === "string") this.#remember(stamp, value);
+        }
+      }
     } catch {
       // Missing or corrupt index: start empty, it is only a memo.
     }
@@ -31,21 +46,56 @@ export class FileHashIndex {
   async memoize(path: string, purpose: string, compute: () => Promise<string>): Promise<string> {
     const stat = statSync(path, { bigint: true });
     const stamp = `${purpose}\0${path}\0${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeNs}:${stat.ctimeNs}`;
-    const known = this.#entries[stamp];
+    const known = this.#entries.get(stamp);
+    this.#used.add(stamp);
     if (known !== undefined) return known;
     const value = await compute();
-    this.#entries[stamp] = value;
+    this.#remember(stamp, value);
     this.#isDirty = true;
     return value;
   }
 
-  /** Writes the index if it changed (atomically: a torn index would only cost a re-hash). */
-  save(): void {
-    if (!this.#isDirty) return;
+  /** A file's earlier versions will not come back as they were (their ctime is gone): a new
+   * stamp for the same purpose and path replaces the old one. */
+  #remember(stamp: string, value: string): void {
+    const subject = stamp.slice(0, stamp.lastIndexOf("\0") + 1);
+    const previous = this.#stampOf.get(subject);
+    if (previous !== undefined && previous !== stamp) this.#entries.delete(previous);
+    this.#stampOf.set(subject, stamp);
+    this.#entries.set(stamp, value);
+  }
+
+  /**
+   * Writes the index if it changed, atomically (a torn index would only cost a re-hash).
+   * A memo that cannot be written (a full or read-only disk) costs the next launch a re-hash,
+   * nothing else: false then, never an exception.
+   */
+  async save(): Promise<boolean> {
+    if (!this.#isDirty) return true;
     const tmp = `${this.#path}.${process.pid}.tmp`;
-    writeFileSync(tmp, JSON.stringify(this.#entries), { mode: 0o600 });
-    renameSync(tmp, this.#path);
-    this.#isDirty = false;
+    try {
+      writeFileSync(tmp, JSON.stringify(await this.#boundedEntries()), { mode: 0o600 });
+      renameSync(tmp, this.#path);
+      this.#isDirty = false;
+      return true;
+    } catch {
+      rmSync(tmp, { force: true });
+      return false;
+    }
+  }
+
+  /** The entries to keep, oldest first: those used by this launch count as the newest.
+   * lru-cache is loaded here only: a warm launch with nothing new to remember never saves. */
+  async #boundedEntries(): Promise<Record<string, string>> {
+    const { LRUCache } = await import("lru-cache");
+    const kept = new LRUCache<string, string>({ max: MAX_MEMO_ENTRIES });
+    for (const [stamp, value] of this.#entries) if (!this.#used.has(stamp)) kept.set(stamp, value);
+    for (const stamp of this.#used) {
+      const value = this.#entries.get(stamp);
+      if (value !== undefined) kept.set(stamp, value);
+    }
+    // rentries() walks from the least recently used: the order the file keeps.
+    return Object.fromEntries(kept.rentries());
   }
 }
 

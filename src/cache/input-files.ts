@@ -1,12 +1,9 @@
 import { readdirSync, statSync } from "node:fs";
-import { isAbsolute, join, relative, resolve, sep } from "node:path";
+import { createRequire } from "node:module";
+import { isAbsolute, join, resolve, sep } from "node:path";
 import type { FileHashIndex } from "./file-hash.js";
 
-/**
- * Expands `--input` globs (`*`, `?`, `**` for any depth, no braces) to the regular files
- * they match, sorted. Node 20 has no fs.glob. Directories named node_modules or .git are
- * entered only when the pattern names them, so `src/**` stays cheap.
- */
+/** One `--input` pattern, resolved against the launch's directory. */
 export interface InputPattern {
   /** The directory to search (or watch): the pattern's part before its first wildcard. */
   readonly base: string;
@@ -16,25 +13,35 @@ export interface InputPattern {
   readonly entersHidden: boolean;
 }
 
-export function parseInputPattern(pattern: string, cwd: string): InputPattern {
-  const absolute = isAbsolute(pattern) ? pattern : resolve(cwd, pattern);
-  const parts = absolute.split(sep).filter(Boolean);
-  const firstWild = parts.findIndex((part) => /[*?]/.test(part));
-  if (firstWild === -1) return { base: absolute, matches: (path) => path === absolute, entersHidden: true };
-  const base = `${sep}${parts.slice(0, firstWild).join(sep)}`;
-  const matcher = globToRegExp(parts.slice(firstWild).join("/"));
-  return {
-    base,
-    matches: (path) =>
-      path.startsWith(`${base}${sep}`) && matcher.test(relative(base, path).split(sep).join("/")),
-    entersHidden: /node_modules|\.git/.test(pattern),
-  };
+type Picomatch = typeof import("picomatch");
+let picomatch: Picomatch | undefined;
+
+/** picomatch costs ~5 ms to load: only launches with a wildcard in an --input pay it. */
+function loadPicomatch(): Picomatch {
+  picomatch ??= createRequire(import.meta.url)("picomatch") as Picomatch;
+  return picomatch;
 }
 
 /**
- * Expands `--input` globs (`*`, `?`, `**` for any depth, no braces) to the regular files
- * they match, sorted. Node 20 has no fs.glob. Directories named node_modules or .git are
- * entered only when the pattern names them, so `src/**` stays cheap.
+ * Globs as picomatch reads them (`*`, `?`, `**` for any depth, `[a-z]` classes, `{a,b}`
+ * braces), dot files included: a config file named `.env` is as much an input as any.
+ */
+export function parseInputPattern(pattern: string, cwd: string): InputPattern {
+  const absolute = isAbsolute(pattern) ? pattern : resolve(cwd, pattern);
+  const entersHidden = /node_modules|\.git/.test(pattern);
+  if (!/[*?[\]{}()!+@]/.test(absolute)) {
+    return { base: absolute, matches: (path) => path === absolute, entersHidden: true };
+  }
+  const pm = loadPicomatch();
+  const { base } = pm.scan(absolute);
+  const isMatch = pm(absolute, { dot: true });
+  return { base: base || sep, matches: (path) => isMatch(path), entersHidden };
+}
+
+/**
+ * Expands `--input` globs to the regular files they match, sorted (Node 20 has no fs.glob).
+ * Directories named node_modules or .git are entered only when the pattern names them, so
+ * `src/**` stays cheap.
  */
 export function expandInputGlobs(patterns: readonly string[], cwd: string): string[] {
   const files = new Set<string>();
@@ -78,22 +85,6 @@ function isFile(path: string): boolean {
   } catch {
     return false;
   }
-}
-
-export function globToRegExp(glob: string): RegExp {
-  let source = "";
-  for (let i = 0; i < glob.length; i++) {
-    const char = glob[i] ?? "";
-    if (char === "*" && glob[i + 1] === "*") {
-      // `**/` matches zero or more directories; a trailing `**` matches everything below.
-      const isDirPart = glob[i + 2] === "/";
-      source += isDirPart ? "(?:.*/)?" : ".*";
-      i += isDirPart ? 2 : 1;
-    } else if (char === "*") source += "[^/]*";
-    else if (char === "?") source += "[^/]";
-    else source += char.replace(/[.+^${}()|[\]\\]/g, "\\$&");
-  }
-  return new RegExp(`^${source}$`);
 }
 
 /** path -> sha256 of every file the globs match; a pattern that matches nothing counts too. */

@@ -1,8 +1,10 @@
+import { join } from "node:path";
 import { judgeEntry } from "./entry-list.js";
 import { removeEntry } from "./entry-remove.js";
 import { scanEntries } from "./entry-scan.js";
 import type { EntryStore } from "./entry-store.js";
 import { type CacheLimitOutcome, enforceCacheLimit } from "./eviction.js";
+import { cleanUpAfterGoneLaunches } from "./housekeeping.js";
 
 export interface PruneOptions {
   /** The cap; default: the smaller of 10 GiB and 20% of the free space. */
@@ -23,7 +25,8 @@ export interface KeptEntry extends PrunedEntry {
 }
 
 export interface PruneReport {
-  /** Pending and evicted directories of launches that are gone. */
+  /** What launches that are gone left (pending dumps, runtime directories, locks, old
+   * logs), as paths relative to the cache. */
   readonly abandoned: readonly string[];
   readonly removed: readonly PrunedEntry[];
   readonly kept: readonly KeptEntry[];
@@ -31,11 +34,15 @@ export interface PruneReport {
 }
 
 /**
- * Removes what no launch will ever use: dumps abandoned mid-way, the user's entries a lookup
+ * Removes what no launch will ever use: what launches that are gone left behind, the user's entries a lookup
  * refuses or finds damaged; then evicts the least recently used entries over the cap.
  */
 export async function pruneCache(store: EntryStore, options: PruneOptions = {}): Promise<PruneReport> {
-  const abandoned = store.removeAbandoned();
+  const abandoned = cleanUpAfterGoneLaunches({
+    dir: store.cacheDir,
+    store,
+    logsDir: join(store.cacheDir, "logs"),
+  });
   const removed: PrunedEntry[] = [];
   const kept: KeptEntry[] = [];
   for (const scanned of scanEntries(store)) {

@@ -1,5 +1,4 @@
 import { type ListedEntry, listCacheEntries } from "../cache/entry-list.js";
-import { isWarmNotFaster } from "../cache/entry-stats.js";
 import { openStore, parseCommandArgs, rejectPositionals } from "./command-args.js";
 import { formatBytes, formatCommand, formatDuration, renderTable } from "./format.js";
 
@@ -57,7 +56,7 @@ function toRow(entry: ListedEntry, nowMs: number): string[] {
     String(entry.coldReadyMs),
     entry.warmReadyMs === null
       ? "-"
-      : `${entry.warmReadyMs}${isWarmNotFaster(entry) ? " (not faster: runs cold)" : ""}`,
+      : `${entry.warmReadyMs}${entry.isWarmNotFaster ? " (not faster: runs cold)" : ""}`,
   ];
 }
 
@@ -85,6 +84,6 @@ function toJson(entry: ListedEntry): Record<string, unknown> {
     warmReadyMs: entry.warmReadyMs,
     bestWarmReadyMs: entry.bestWarmReadyMs,
     // Launches of this entry go cold: its warm start was measured no faster.
-    isWarmNotFaster: isWarmNotFaster(entry),
+    isWarmNotFaster: entry.isWarmNotFaster,
   };
 }

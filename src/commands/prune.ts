@@ -26,7 +26,7 @@ export async function runPruneCommand(args: string[]): Promise<number> {
   const { store } = openStore(values["cache-dir"]);
   const report = await pruneCache(store, maxBytes === undefined ? {} : { maxBytes });
   const lines = [
-    ...report.abandoned.map((name) => `removed ${name} (abandoned dump)`),
+    ...report.abandoned.map((path) => `removed ${path} (left by a launch that is gone)`),
     ...report.removed.map(
       (entry) =>
         `removed ${entry.key.slice(0, 12)} (${formatBytes(entry.sizeBytes)}): ${entry.state}: ${entry.detail}`,

@@ -4,6 +4,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { chmodSync, chownSync, cpSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
+import { currentOwner, formatOwnerTag } from "../../src/cache/owner-stamp.js";
 import { formatBytes } from "../../src/commands/format.js";
 import { flipByte } from "../corrupt-file.js";
 import {
@@ -276,20 +277,18 @@ describe("cache commands", () => {
     assert.equal(removed.stdout, `removed ${key.slice(0, 12)} (${formatBytes(keyBytes)})\n`);
 
     const { pid: deadPid } = spawnSync("true");
-    const abandoned = `.pending-${twin.slice(0, 16)}-${deadPid}-0badf00d`;
+    const deadOwner = formatOwnerTag({ ...currentOwner(), pid: deadPid ?? 0, startTicks: 1 });
+    const abandoned = `.pending-${twin.slice(0, 16)}-${deadOwner}-0badf00d`;
     mkdirSync(join(cacheDir, "v1", abandoned, "images"), { recursive: true });
     const pruned = await warmstart("prune", "--cache-dir", cacheDir, "--max-cache-size", "500M");
     assert.equal(pruned.code, 0, pruned.stderr);
     assert.equal(
       pruned.stdout,
-      `removed ${abandoned} (abandoned dump)\n` +
-        `removed ${twin.slice(0, 12)} (${formatBytes(twinBytes)}): corrupt: ${join(cacheDir, "v1", twin, "manifest.json")} does not describe entry ${twin}\n` +
+      `removed v1/${abandoned} (left by a launch that is gone)\n` +
+        `removed ${twin.slice(0, 12)} (${formatBytes(twinBytes)}): corrupt: ${join(cacheDir, "v1", twin, "manifest.json")} cannot be used: it does not describe entry ${twin}\n` +
         "cache: 0 entries, 0 B of 500 MiB\n",
     );
-    assert.deepEqual(
-      readdirSync(join(cacheDir, "v1")).filter((name) => !name.startsWith(".lock-")),
-      [],
-    );
+    assert.deepEqual(readdirSync(join(cacheDir, "v1")), []);
     const empty = await warmstart("ls", "--cache-dir", cacheDir);
     assert.equal(empty.stdout, `No snapshots in ${cacheDir}.\n`);
     const none = await warmstart("rm", "--all", "--cache-dir", cacheDir);

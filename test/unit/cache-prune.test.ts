@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { listEntryKeys, scanEntry } from "../../src/cache/entry-scan.js";
 import { recordHit } from "../../src/cache/entry-stats.js";
+import { currentOwner, formatOwnerTag } from "../../src/cache/owner-stamp.js";
 import { pruneCache } from "../../src/cache/prune.js";
 import { commitFakeEntry, fakeKey, makeStore } from "./fake-entries.js";
 
@@ -36,7 +37,8 @@ describe("pruneCache", () => {
     chmodSync(join(exposed.imagesDir, "core-1.img"), 0o644);
     const damaged = await commitFakeEntry(store, fakeKey("b4"));
     writeFileSync(join(damaged.dir, "manifest.json"), "{", { mode: 0o600 });
-    const abandoned = `.pending-${"b5".padEnd(16, "0")}-${deadPid()}-0badf00d`;
+    const deadOwner = formatOwnerTag({ ...currentOwner(), pid: deadPid(), startTicks: 1 });
+    const abandoned = `.pending-${"b5".padEnd(16, "0")}-${deadOwner}-0badf00d`;
     mkdirSync(join(store.root, abandoned, "images"), { recursive: true });
     const live = store.createPending(fakeKey("b6"));
     const exposedBytes = scanEntry(store, exposed.key)?.sizeBytes;
@@ -45,7 +47,7 @@ describe("pruneCache", () => {
 
     const report = await pruneCache(store, { maxBytes: freshBytes + 100 });
 
-    assert.deepEqual(report.abandoned, [abandoned]);
+    assert.deepEqual(report.abandoned, [`v1/${abandoned}`]);
     assert.deepEqual(report.removed, [
       {
         key: exposed.key,

@@ -52,6 +52,6 @@ export async function commitFakeEntry(
     coldReadyMs: 1500,
     checkpointMs: 300,
   });
-  if (!entry) throw new Error(`entry ${key} already exists`);
-  return { key, dir: entry.dir, imagesDir: entry.imagesDir };
+  if (!entry.isCommitted) throw new Error(`entry ${key} already exists`);
+  return { key, dir: entry.entry.dir, imagesDir: entry.entry.imagesDir };
 }

@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { expandInputGlobs, globToRegExp } from "../../src/cache/input-files.js";
+import { expandInputGlobs, parseInputPattern } from "../../src/cache/input-files.js";
 
 const root = mkdtempSync(join(tmpdir(), "warmstart-inputs-"));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -14,15 +14,22 @@ function touch(path: string): void {
 }
 
 describe("input globs", () => {
-  test("* stays in a directory, ** crosses any depth, ? is one character", () => {
-    assert.equal(globToRegExp("*.js").test("a.js"), true);
-    assert.equal(globToRegExp("*.js").test("lib/a.js"), false);
-    assert.equal(globToRegExp("src/**/*.js").test("src/a.js"), true);
-    assert.equal(globToRegExp("src/**/*.js").test("src/x/y/a.js"), true);
-    assert.equal(globToRegExp("src/**").test("src/x/y"), true);
-    assert.equal(globToRegExp("v?.json").test("v1.json"), true);
-    assert.equal(globToRegExp("v?.json").test("v10.json"), false);
-    assert.equal(globToRegExp("a+b.(js)").test("a+b.(js)"), true, "regex characters are literal");
+  test("* stays in a directory, ** crosses any depth, ? is one character, classes and braces work", () => {
+    const matches = (glob: string, path: string) => parseInputPattern(glob, "/r").matches(join("/r", path));
+    assert.equal(matches("*.js", "a.js"), true);
+    assert.equal(matches("*.js", "lib/a.js"), false);
+    assert.equal(matches("src/**/*.js", "src/a.js"), true);
+    assert.equal(matches("src/**/*.js", "src/x/y/a.js"), true);
+    assert.equal(matches("src/**", "src/x/y"), true);
+    assert.equal(matches("v?.json", "v1.json"), true);
+    assert.equal(matches("v?.json", "v10.json"), false);
+    assert.equal(matches("v[0-9].json", "v7.json"), true);
+    assert.equal(matches("v[0-9].json", "vx.json"), false);
+    assert.equal(matches("config/*.{json,yaml}", "config/app.yaml"), true);
+    assert.equal(matches("config/*.{json,yaml}", "config/app.toml"), false);
+    assert.equal(matches("*", ".env"), true, "dot files are inputs too");
+    assert.equal(matches("a+b.js", "a+b.js"), true);
+    assert.equal(parseInputPattern("src/**/*.{js,ts}", "/r").base, "/r/src");
   });
 
   test("expand to sorted absolute files; node_modules and .git only when named; plain paths too", () => {
@@ -45,5 +52,9 @@ describe("input globs", () => {
       join(root, "src/node_modules/dep/c.js"),
     ]);
     assert.deepEqual(expandInputGlobs([join(root, "*.md")], "/"), [join(root, "README.md")]);
+    assert.deepEqual(expandInputGlobs(["src/{a,lib/b}.js"], root), [
+      join(root, "src/a.js"),
+      join(root, "src/lib/b.js"),
+    ]);
   });
 });
