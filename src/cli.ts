@@ -77,7 +77,8 @@ function printUsage(): number {
 /** An app that died before it was ready exits warmstart with its own code, as it would alone. */
 function exitCodeFor(error: WarmstartError): number {
   const appExitCode = error.details.exitCode;
-  if (error.code === "app-exited" && typeof appExitCode === "number" && appExitCode !== 0) return appExitCode;
+  if ((error.code === "app-exited" || error.code === "aborted") && typeof appExitCode === "number")
+    return appExitCode;
   return error.code === "invalid-option" || error.code === "invalid-config" ? 2 : 1;
 }
 

@@ -1,4 +1,5 @@
 import { summarizeCriuErrors } from "../criu/criu-log.js";
+import type { CheckpointOutcome } from "../launch/checkpoint.js";
 import { describeStep, type LaunchEvent } from "../launch/launch-events.js";
 import type { WatchEvent } from "../launch/watch-inputs.js";
 
@@ -21,23 +22,36 @@ export function createLaunchRenderer(isVerbose: boolean): (event: LaunchEvent) =
         if (isVerbose)
           process.stderr.write(`warmstart: [${event.readyMs} ms] ready, ${event.mode}, pid ${event.pid}\n`);
         return;
-      case "checkpoint": {
-        const { outcome } = event;
-        if (outcome.saved) {
-          if (isVerbose) {
-            const mb = (outcome.entry.manifest.imageBytes / 1e6).toFixed(1);
-            process.stderr.write(`warmstart: checkpoint saved in ${outcome.checkpointMs} ms (${mb} MB)\n`);
-          }
-        } else if (outcome.reason !== "lost-race") {
-          const where = outcome.logPath ? ` (CRIU log: ${outcome.logPath})` : "";
-          process.stderr.write(
-            `warmstart: warning: checkpoint failed, the next launch will be cold too: ${summarizeCriuErrors(outcome.errors)}${where}\n`,
-          );
-        }
+      case "checkpoint":
+        renderCheckpoint(event.outcome, isVerbose);
         return;
-      }
     }
   };
+}
+
+function renderCheckpoint(outcome: CheckpointOutcome, isVerbose: boolean): void {
+  if (outcome.saved) {
+    if (isVerbose) {
+      const mb = (outcome.entry.manifest.imageBytes / 1e6).toFixed(1);
+      process.stderr.write(`warmstart: checkpoint saved in ${outcome.checkpointMs} ms (${mb} MB)\n`);
+    }
+    return;
+  }
+  switch (outcome.reason) {
+    case "lost-race":
+      if (isVerbose)
+        process.stderr.write(`warmstart: no checkpoint: ${outcome.holder} is taking this snapshot\n`);
+      return;
+    case "abandoned":
+      process.stderr.write("warmstart: checkpoint abandoned: warmstart was stopped while it was taken\n");
+      return;
+    default: {
+      const where = outcome.logPath ? ` (CRIU log: ${outcome.logPath})` : "";
+      process.stderr.write(
+        `warmstart: warning: checkpoint failed, the next launch will be cold too: ${summarizeCriuErrors(outcome.errors)}${where}\n`,
+      );
+    }
+  }
 }
 
 export function renderWatchEvent(event: WatchEvent): void {
@@ -58,7 +72,9 @@ export function renderWatchEvent(event: WatchEvent): void {
           ? ""
           : outcome.reason === "lost-race"
             ? ": another launch is snapshotting it"
-            : `: ${summarizeCriuErrors(outcome.errors)}`;
+            : outcome.reason === "abandoned"
+              ? ": it was stopped"
+              : `: ${summarizeCriuErrors(outcome.errors)}`;
         process.stderr.write(
           `warmstart: warning: prewarm took no snapshot${why}; the next launch will be cold\n`,
         );

@@ -7,6 +7,7 @@ type ParseArgsOptionsConfig = NonNullable<ParseArgsConfig["options"]>;
 import { defaultCacheDir } from "../cache/cache-dir.js";
 import { parseSize } from "../cache/parse-size.js";
 import { WarmstartError } from "../errors.js";
+import { exitCodeOfSignal } from "../exec/owned-process.js";
 import { loadConfigFile } from "../launch/config-file.js";
 import type { Launch, LaunchOptions, LaunchReport } from "../launch/launch.js";
 import { parseCommandArgs } from "./command-args.js";
@@ -188,8 +189,13 @@ export async function runRunCommand(args: string[]): Promise<number> {
       signal: abort.signal,
     });
   } catch (error) {
-    if (received && error instanceof WarmstartError && error.code === "app-exited") {
-      return 128 + (received === "SIGINT" ? 2 : received === "SIGHUP" ? 1 : 15);
+    // Stopped before the app was ready: the exit a signal gives, and no error to print.
+    if (
+      received &&
+      error instanceof WarmstartError &&
+      (error.code === "app-exited" || error.code === "aborted")
+    ) {
+      return exitCodeOfSignal(received);
     }
     throw error;
   }

@@ -1,4 +1,5 @@
 import type { ChildProcess } from "node:child_process";
+import { exitCodeOfSignal, type OwnedProcess } from "../exec/owned-process.js";
 import { LineBuffer } from "../readiness/output-lines.js";
 
 /** How the app ended: the code warmstart exits with (128+n for signal n, as shells do). */
@@ -27,26 +28,7 @@ export interface OutputSinks {
 
 export function exitFromStatus(code: number | null, signal: NodeJS.Signals | null): AppExit {
   if (code !== null) return { exitCode: code, signal: null };
-  const number = signal ? signalNumber(signal) : 0;
-  return { exitCode: 128 + number, signal };
-}
-
-const SIGNAL_NUMBERS: Partial<Record<NodeJS.Signals, number>> = {
-  SIGHUP: 1,
-  SIGINT: 2,
-  SIGQUIT: 3,
-  SIGABRT: 6,
-  SIGKILL: 9,
-  SIGUSR1: 10,
-  SIGSEGV: 11,
-  SIGUSR2: 12,
-  SIGPIPE: 13,
-  SIGALRM: 14,
-  SIGTERM: 15,
-};
-
-function signalNumber(signal: NodeJS.Signals): number {
-  return SIGNAL_NUMBERS[signal] ?? 0;
+  return { exitCode: signal ? exitCodeOfSignal(signal) : 128, signal };
 }
 
 /**
@@ -68,17 +50,24 @@ export function forwardOutput(
   return { stdout, stderr };
 }
 
-/** Resolves when the child has exited and its output pipes are drained. */
-export function waitForExit(
-  child: ChildProcess,
-  toExit: (code: number | null, signal: NodeJS.Signals | null) => AppExit,
-) {
-  let hasExited = false;
-  const exited = new Promise<AppExit>((resolve) => {
-    child.on("close", (code, signal) => {
-      hasExited = true;
-      resolve(toExit(code, signal));
-    });
-  });
-  return { exited, hasExited: () => hasExited };
+/** The app as the supervisor sees it, from the process warmstart spawned for it (the app
+ * itself on a cold start, the restore chain on a warm one: its exit is the app's). */
+export function toAppProcess(
+  owned: OwnedProcess,
+  sinks: OutputSinks,
+  target: { readonly pid: number; readonly kill: (signal: NodeJS.Signals) => void } = owned,
+): AppProcess {
+  const output = forwardOutput(owned.child, sinks);
+  // A closed stdin is normal for services; the app must not die of EPIPE on our side.
+  owned.child.stdin?.on("error", () => {});
+  return {
+    pid: target.pid,
+    ...output,
+    exited: owned.exited.then((exit) => exitFromStatus(exit.code, exit.signal)),
+    hasExited: () => owned.hasExited(),
+    stdin: owned.child.stdin,
+    kill: (signal) => {
+      if (!owned.hasExited()) target.kill(signal);
+    },
+  };
 }

@@ -1,51 +1,65 @@
-import { execFile } from "node:child_process";
 import { copyFileSync, mkdirSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { tryAcquireDumpLock } from "../cache/dump-lock.js";
 import type { CacheEntry, EntryStore, Manifest } from "../cache/entry-store.js";
-import { toDumpFlags } from "../criu/criu-flags.js";
 import { readCriuErrors } from "../criu/criu-log.js";
+import { type CommandLine, criuDump, dieWithParentUnless, inNetworkOf } from "../exec/command-lines.js";
+import { describeExit, spawnOwned } from "../exec/owned-process.js";
+import { listListeningSockets } from "./proc-sockets.js";
 import { waitForConnectionsClosed } from "./wait-connections-closed.js";
 
 export interface CheckpointOptions {
   readonly criuPath: string;
-  /** Runs CRIU inside the app's network namespace (a prewarm's private one). */
-  readonly criuPrefix: readonly string[];
+  /** Dump from inside the app's network namespace (a prewarm's private one). */
+  readonly isNetworkIsolated: boolean;
+  /** CRIU is not guarded by the parent-death signal: the launch waits for it before exiting. */
+  readonly isDetached: boolean;
   readonly store: EntryStore;
   readonly logsDir: string;
   readonly pid: number;
-  readonly manifest: Omit<Manifest, "files" | "imageBytes" | "pid" | "stdio" | "checkpointMs" | "createdAt">;
+  /** Replace an existing entry of the key once the new one is complete (--refresh). */
+  readonly isReplacing: boolean;
+  /** Aborting stops CRIU and abandons the snapshot (warmstart is being stopped). */
+  readonly signal: AbortSignal;
+  /** Called when the dump is done and its images are being sealed into the cache. */
+  readonly onCommitting?: () => void;
+  readonly manifest: Omit<
+    Manifest,
+    "files" | "imageBytes" | "pid" | "stdio" | "checkpointMs" | "createdAt" | "listen"
+  >;
 }
 
 export type CheckpointOutcome =
   | { readonly saved: true; readonly entry: CacheEntry; readonly checkpointMs: number }
-  | { readonly saved: false; readonly reason: "lost-race"; readonly checkpointMs: number }
   | {
       readonly saved: false;
-      readonly reason: "dump-failed" | "app-not-pipes";
+      readonly reason: "lost-race";
+      readonly holder: string;
+      readonly checkpointMs: number;
+    }
+  /** warmstart was stopped while it dumped: nothing was kept. */
+  | { readonly saved: false; readonly reason: "abandoned"; readonly checkpointMs: number }
+  | {
+      readonly saved: false;
+      readonly reason: "dump-failed" | "app-not-pipes" | "lock-failed" | "commit-failed";
       readonly errors: readonly string[];
       readonly logPath?: string;
       readonly checkpointMs: number;
     };
 
+/** A dump of several GB takes tens of seconds; one that takes longer is stuck. */
+const DUMP_TIMEOUT_MS = 10 * 60_000;
+
 /**
  * Checkpoints the running app with `criu dump --leave-running` into a pending directory and
  * commits it as a cache entry. The app keeps serving; it is frozen only while CRIU copies it.
+ * Never throws: every failure is an outcome, and the lock and the pending directory are
+ * released on every path.
  */
 export async function checkpointApp(options: CheckpointOptions): Promise<CheckpointOutcome> {
   const startedMs = performance.now();
   const elapsed = () => Math.round(performance.now() - startedMs);
-  let stdio: string[];
-  try {
-    stdio = [0, 1, 2].map((fd) => readlinkSync(`/proc/${options.pid}/fd/${fd}`));
-  } catch (error) {
-    return {
-      saved: false,
-      reason: "app-not-pipes",
-      errors: [(error as Error).message],
-      checkpointMs: elapsed(),
-    };
-  }
+  const stdio = readStdio(options.pid);
   // The app may have replaced its stdio (daemonizing, reopening a log file): the restore
   // could not hand it fresh pipes, so its output would be lost. Not worth a snapshot.
   if (!stdio.every((link) => /^pipe:\[\d+\]$/.test(link))) {
@@ -56,15 +70,22 @@ export async function checkpointApp(options: CheckpointOptions): Promise<Checkpo
       checkpointMs: elapsed(),
     };
   }
-  const lock = tryAcquireDumpLock(options.store.root, options.manifest.key);
-  if (!lock) return { saved: false, reason: "lost-race", checkpointMs: elapsed() };
+  const locked = tryAcquireDumpLock(options.store.root, options.manifest.key);
+  if (!locked.isAcquired) {
+    return locked.reason === "held"
+      ? { saved: false, reason: "lost-race", holder: locked.holder, checkpointMs: elapsed() }
+      : { saved: false, reason: "lock-failed", errors: [locked.detail], checkpointMs: elapsed() };
+  }
   try {
     // Another launch of the same key may have committed while this one was starting.
-    if (options.store.hasEntry(options.manifest.key))
-      return { saved: false, reason: "lost-race", checkpointMs: elapsed() };
+    if (!options.isReplacing && options.store.hasEntry(options.manifest.key))
+      return { saved: false, reason: "lost-race", holder: "an earlier launch", checkpointMs: elapsed() };
     return await dumpAndCommit(options, stdio, elapsed);
+  } catch (error) {
+    // A full disk, a directory that vanished: reported, never thrown at a serving app.
+    return { saved: false, reason: "commit-failed", errors: [messageOf(error)], checkpointMs: elapsed() };
   } finally {
-    lock.release();
+    locked.lock.release();
   }
 }
 
@@ -75,57 +96,90 @@ async function dumpAndCommit(
 ): Promise<CheckpointOutcome> {
   await waitForConnectionsClosed(options.pid, 1000);
   const pending = options.store.createPending(options.manifest.key);
-  const logPath = join(pending.dir, "dump.log");
-  const flags = toDumpFlags({
-    pid: options.pid,
-    imagesDir: pending.imagesDir,
-    logFile: logPath,
-    logLevel: 4,
-    leaveRunning: true,
-  });
-  const failure = await new Promise<string | undefined>((resolve) => {
-    const [file, ...args] = [...options.criuPrefix, options.criuPath, ...flags];
-    execFile(file ?? options.criuPath, args, { timeout: 120_000 }, (error, _stdout, stderr) =>
-      resolve(error ? `${stderr}`.trim() || error.message : undefined),
-    );
-  });
-  if (failure !== undefined) {
-    const errors = await readCriuErrors(logPath);
-    mkdirSync(options.logsDir, { recursive: true, mode: 0o700 });
-    const keptLog = join(options.logsDir, `dump-${options.manifest.key.slice(0, 12)}.log`);
-    try {
-      copyFileSync(logPath, keptLog);
-    } catch {
-      // No log was written (criu failed to start): the stderr line says why.
-    }
-    options.store.discardPending(pending.dir);
-    return {
-      saved: false,
-      reason: "dump-failed",
-      errors: errors.length > 0 ? errors : [failure],
-      logPath: keptLog,
-      checkpointMs: elapsed(),
-    };
-  }
-  let entry: CacheEntry | undefined;
   try {
-    entry = await options.store.commit(pending.dir, {
-      ...options.manifest,
+    const logPath = join(pending.dir, "dump.log");
+    const listen = listListeningSockets(options.pid);
+    const dump = criuDump(options.criuPath, {
       pid: options.pid,
-      stdio,
-      createdAt: new Date().toISOString(),
-      checkpointMs: elapsed(),
+      imagesDir: pending.imagesDir,
+      logFile: logPath,
+      logLevel: 4,
+      leaveRunning: true,
     });
-  } catch (error) {
-    // Typically ENOSPC while writing the manifest: nothing half-written may stay behind.
+    const command: CommandLine = options.isNetworkIsolated ? inNetworkOf(options.pid, dump) : dump;
+    const exit = await spawnToEnd(dieWithParentUnless(options.isDetached, command), options.signal);
+    if (exit.reason === "aborted") return { saved: false, reason: "abandoned", checkpointMs: elapsed() };
+    if (exit.code !== 0) {
+      const errors = await readCriuErrors(logPath);
+      return {
+        saved: false,
+        reason: "dump-failed",
+        errors: errors.length > 0 ? errors : [exit.stderr.trim() || `criu dump: ${describeExit(exit)}`],
+        ...keepLog(logPath, options),
+        checkpointMs: elapsed(),
+      };
+    }
+    options.onCommitting?.();
+    const committed = await options.store.commit(
+      pending.dir,
+      {
+        ...options.manifest,
+        pid: options.pid,
+        stdio,
+        listen,
+        createdAt: new Date().toISOString(),
+        checkpointMs: elapsed(),
+      },
+      { replace: options.isReplacing },
+    );
+    if (!committed.isCommitted) {
+      return { saved: false, reason: "lost-race", holder: "another launch", checkpointMs: elapsed() };
+    }
+    return { saved: true, entry: committed.entry, checkpointMs: elapsed() };
+  } finally {
+    // Renamed into the cache when committed; otherwise nothing of it may stay behind.
     options.store.discardPending(pending.dir);
-    return {
-      saved: false,
-      reason: "dump-failed",
-      errors: [(error as Error).message],
-      checkpointMs: elapsed(),
-    };
   }
-  if (!entry) return { saved: false, reason: "lost-race", checkpointMs: elapsed() };
-  return { saved: true, entry, checkpointMs: elapsed() };
+}
+
+async function spawnToEnd(command: CommandLine, signal: AbortSignal) {
+  const owned = spawnOwned(command, {
+    stdio: ["ignore", "ignore", "pipe"],
+    timeoutMs: DUMP_TIMEOUT_MS,
+    // Stopped with SIGKILL at once: a CRIU killed mid-dump lets the frozen app go on.
+    killGraceMs: 0,
+    signal,
+  });
+  let stderr = "";
+  owned.child.stderr?.on("data", (chunk) => {
+    stderr += chunk;
+  });
+  return { ...(await owned.exited), stderr };
+}
+
+/** The dump log of a failed dump, kept in logs/ for the warning to point at. */
+function keepLog(logPath: string, options: CheckpointOptions): { logPath?: string } {
+  try {
+    mkdirSync(options.logsDir, { recursive: true, mode: 0o700 });
+    const kept = join(options.logsDir, `dump-${options.manifest.key.slice(0, 12)}.log`);
+    copyFileSync(logPath, kept);
+    return { logPath: kept };
+  } catch {
+    // No log was written (criu failed to start): the stderr line says why.
+    return {};
+  }
+}
+
+function readStdio(pid: number): string[] {
+  return [0, 1, 2].map((fd) => {
+    try {
+      return readlinkSync(`/proc/${pid}/fd/${fd}`);
+    } catch (error) {
+      return `fd ${fd}: ${(error as NodeJS.ErrnoException).code ?? messageOf(error)}`;
+    }
+  });
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }

@@ -1,12 +1,7 @@
-import { spawn } from "node:child_process";
 import { WarmstartError } from "../errors.js";
-import {
-  type AppProcess,
-  exitFromStatus,
-  forwardOutput,
-  type OutputSinks,
-  waitForExit,
-} from "./app-process.js";
+import { dieWithParentUnless, inPrivateNetwork } from "../exec/command-lines.js";
+import { spawnOwned } from "../exec/owned-process.js";
+import { type AppProcess, type OutputSinks, toAppProcess } from "./app-process.js";
 import { bashWrapper, coldWrapper } from "./pipe-wrapper.js";
 
 export interface ColdStartOptions {
@@ -24,49 +19,31 @@ export interface ColdStartOptions {
 /**
  * Starts the app in its own session (so it is its own session leader, which CRIU needs to
  * dump it without --shell-job, and so terminal signals reach it only through warmstart),
- * with stdio on real pipes that warmstart owns.
+ * with stdio on real pipes that warmstart owns, under the parent-death guard.
+ *
+ *   warmstart ─ [unshare --net ⇒] bash wrapper ⇒ [setpriv ⇒] app      (─ parent of, ⇒ exec)
  */
-export function startCold(options: ColdStartOptions): Promise<AppProcess> {
-  // setpriv --pdeathsig: if warmstart is killed (even with SIGKILL) the app goes too,
-  // instead of lingering as an orphan nobody supervises.
-  const guard = options.isDetached ? [] : ["setpriv", "--pdeathsig", "KILL", "--"];
+export async function startCold(options: ColdStartOptions): Promise<AppProcess> {
   const wrapper = bashWrapper(
     coldWrapper(options.isNetworkIsolated),
-    [...guard, options.executable, ...options.args],
+    dieWithParentUnless(options.isDetached, [options.executable, ...options.args]),
     options.env,
   );
-  // unshare --net execs bash without forking: the PID stays the app's.
-  const [file = "bash", ...args] = options.isNetworkIsolated
-    ? ["unshare", "--net", "--", "bash", ...wrapper.args]
-    : ["bash", ...wrapper.args];
-  const child = spawn(file, args, {
+  const command = options.isNetworkIsolated ? inPrivateNetwork(wrapper.command) : wrapper.command;
+  const owned = spawnOwned(command, {
     cwd: options.cwd,
     env: wrapper.env,
-    detached: true,
+    isSessionLeader: true,
+    isKilledAtExit: !options.isDetached,
     // Detached, the relays write straight to our stdout/stderr, which outlive warmstart.
     stdio: options.isDetached ? ["ignore", "inherit", "inherit"] : ["pipe", "pipe", "pipe"],
   });
-  return new Promise((resolve, reject) => {
-    child.once("error", (error) =>
-      reject(
-        new WarmstartError("spawn-failed", `Could not start ${file} to launch the app: ${error.message}`),
-      ),
+  const started = await owned.started;
+  if (!started.isStarted) {
+    throw new WarmstartError(
+      "spawn-failed",
+      `Could not start ${command[0]} to launch the app: ${started.error.message}`,
     );
-    child.once("spawn", () => {
-      const output = forwardOutput(child, options.sinks);
-      const { exited, hasExited } = waitForExit(child, exitFromStatus);
-      // A closed stdin is normal for services; the app must not die of EPIPE on our side.
-      child.stdin?.on("error", () => {});
-      resolve({
-        pid: child.pid ?? -1,
-        ...output,
-        exited,
-        hasExited,
-        stdin: child.stdin,
-        kill: (signal) => {
-          if (!hasExited()) child.kill(signal);
-        },
-      });
-    });
-  });
+  }
+  return toAppProcess(owned, options.sinks);
 }

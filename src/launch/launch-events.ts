@@ -1,13 +1,13 @@
 import type { CheckpointOutcome } from "./checkpoint.js";
 
 /**
- * The launch lifecycle. Every launch walks one path through it:
+ * The steps a launch reports (`-v`), in the order of the state machine in launch.ts:
  *
  *   resolving ─► looking-up ─┬─► restoring ─► checking-ready ─► serving ─► exited
- *                            │        │ (any failure: warning, evict)
+ *                            │        │ (any failure: warning; evicted unless the snapshot is fine)
  *                            │        ▼
  *                            └─► starting-cold ─► waiting-ready ─► serving ─► exited
- *                                                                  └─► checkpointing (beside serving)
+ *                                                                  └─► checkpointing ─► committing (beside serving)
  */
 export type LaunchStep =
   | "resolving"
@@ -18,6 +18,7 @@ export type LaunchStep =
   | "waiting-ready"
   | "serving"
   | "checkpointing"
+  | "committing"
   | "exited";
 
 /** Why a launch that could have been warm was not. kebab-case, stable: scripts match on it. */
@@ -25,9 +26,13 @@ export type FallbackReason =
   | "criu-missing"
   | "criu-unusable"
   | "cache-dir-refused"
+  /** The key could not be computed (an input file unreadable, the cache's secret damaged). */
+  | "key-failed"
   | "entry-refused"
   | "entry-corrupt"
   | "restore-failed"
+  /** A port the snapshot listens on is held by another process: the snapshot is kept. */
+  | "port-taken"
   | "restored-not-ready"
   | "warm-not-faster";
 
@@ -57,6 +62,8 @@ export function describeStep(step: LaunchStep): string {
       return "ready";
     case "checkpointing":
       return "checkpointing";
+    case "committing":
+      return "committing the snapshot";
     case "exited":
       return "app exited";
   }

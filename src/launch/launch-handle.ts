@@ -12,7 +12,7 @@ export interface LaunchReport {
   readonly fallbackReason: FallbackReason | null;
   readonly checkpointMs: number | null;
   readonly imageBytes: number | null;
-  readonly checkpoint: "saved" | "failed" | "skipped" | "lost-race" | null;
+  readonly checkpoint: "saved" | "failed" | "skipped" | "lost-race" | "abandoned" | null;
   readonly exitCode: number | null;
 }
 
@@ -38,6 +38,8 @@ export function toLaunch(
     key: string | null;
     readyMs: number;
     checkpoint: Promise<CheckpointOutcome | undefined>;
+    /** Called before the signal goes to the app (a checkpoint in progress is abandoned). */
+    onKill?: (signal: NodeJS.Signals) => void;
   },
   extra: Pick<LaunchReport, "command" | "cache" | "fallbackReason" | "imageBytes">,
 ): Launch {
@@ -54,7 +56,10 @@ export function toLaunch(
     checkpoint: launched.checkpoint,
     exited: app.exited,
     stdin: app.stdin,
-    kill: (signal) => app.kill(signal),
+    kill: (signal) => {
+      launched.onKill?.(signal);
+      app.kill(signal);
+    },
     async report() {
       const outcome = await launched.checkpoint;
       return {
@@ -70,8 +75,8 @@ export function toLaunch(
         checkpoint: outcome
           ? outcome.saved
             ? "saved"
-            : outcome.reason === "lost-race"
-              ? "lost-race"
+            : outcome.reason === "lost-race" || outcome.reason === "abandoned"
+              ? outcome.reason
               : "failed"
           : launched.mode === "cold"
             ? "skipped"

@@ -38,6 +38,15 @@ export interface LaunchOptions {
   readonly isNetworkIsolated?: boolean;
   /** Aborting before the app is ready stops it with the abort reason (a signal name) or SIGTERM. */
   readonly signal?: AbortSignal;
+  /** A restore that has not resumed the app after this fails (and the launch starts cold).
+   * Default 60 s. */
+  readonly restoreTimeoutMs?: number;
+  /**
+   * "exclusive" (default): a restored copy that would listen beside another process on one
+   * of its ports is stopped, as a cold start would fail to bind it. "shared": copies may
+   * share ports (CRIU restores listeners with SO_REUSEPORT), for several copies behind one.
+   */
+  readonly portPolicy?: "exclusive" | "shared";
 }
 
 /** The options after validation and defaults, frozen. */
@@ -61,9 +70,12 @@ export interface ResolvedOptions {
   readonly emit: (event: LaunchEvent) => void;
   readonly startedAtMs: number;
   readonly signal: AbortSignal | undefined;
+  readonly restoreTimeoutMs: number;
+  readonly portPolicy: "exclusive" | "shared";
 }
 
 const DEFAULT_READY_TIMEOUT_MS = 60_000;
+const DEFAULT_RESTORE_TIMEOUT_MS = 60_000;
 
 /**
  * Lazy restores pay for a daemon and a fault per page touched; eager ones read the whole
@@ -83,6 +95,10 @@ export function resolveLaunchOptions(options: LaunchOptions): Readonly<ResolvedO
   const readyTimeoutMs = options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
   if (!Number.isFinite(readyTimeoutMs) || readyTimeoutMs <= 0) {
     throw invalidOption("--ready-timeout", "a positive number of seconds", readyTimeoutMs / 1000);
+  }
+  const restoreTimeoutMs = options.restoreTimeoutMs ?? DEFAULT_RESTORE_TIMEOUT_MS;
+  if (!Number.isFinite(restoreTimeoutMs) || restoreTimeoutMs <= 0) {
+    throw invalidOption("restoreTimeoutMs", "a positive number of milliseconds", restoreTimeoutMs);
   }
   const probes = options.ready.map((text) => parseProbe(text, cwd));
   if (options.isDetached && probes.some((probe) => probe.kind === "log")) {
@@ -110,5 +126,7 @@ export function resolveLaunchOptions(options: LaunchOptions): Readonly<ResolvedO
     emit: options.onEvent ?? (() => {}),
     startedAtMs: options.startedAtMs ?? performance.now(),
     signal: options.signal,
+    restoreTimeoutMs,
+    portPolicy: options.portPolicy ?? "exclusive",
   });
 }

@@ -1,8 +1,10 @@
-import { spawn } from "node:child_process";
-import { toLazyPagesFlags } from "../criu/criu-flags.js";
+import { rmSync } from "node:fs";
 import { readCriuErrors } from "../criu/criu-log.js";
+import { criuLazyPages, dieWithParentUnless } from "../exec/command-lines.js";
+import { describeExit, type OwnedProcess, spawnOwned } from "../exec/owned-process.js";
 
 export interface LazyPagesDaemon {
+  readonly pid: number;
   /** Settles when the daemon has exited: every page is in the app, or the app is gone. */
   readonly done: Promise<void>;
   stop(): void;
@@ -19,40 +21,64 @@ const STATUS_FD = 3;
  * to --status-fd), so the restore that follows never races it. The daemon serves faults
  * first and copies the remaining pages in the background, then exits by itself; it must
  * outlive nothing but the app, so it dies with warmstart unless the launch is detached.
+ * Its log is removed when it ends well; kept for the warning when it does not.
  */
-export function startLazyPagesDaemon(
+export async function startLazyPagesDaemon(
   criuPath: string,
   imagesDir: string,
   logPath: string,
   isDetached: boolean,
+  /** The daemon reads the image's metadata before it listens: seconds at most. */
+  timeoutMs: number,
 ): Promise<LazyPagesOutcome> {
-  const guard = isDetached ? [] : ["setpriv", "--pdeathsig", "KILL", "--"];
-  const flags = toLazyPagesFlags({ imagesDir, logFile: logPath, logLevel: 2, statusFd: STATUS_FD });
-  const [file = criuPath, ...args] = [...guard, criuPath, ...flags];
-  const daemon = spawn(file, args, { detached: true, stdio: ["ignore", "ignore", "pipe", "pipe"] });
+  const command = dieWithParentUnless(
+    isDetached,
+    criuLazyPages(criuPath, { imagesDir, logFile: logPath, logLevel: 2, statusFd: STATUS_FD }),
+  );
+  const daemon = spawnOwned(command, {
+    isSessionLeader: true,
+    isKilledAtExit: !isDetached,
+    stdio: ["ignore", "ignore", "pipe", "pipe"],
+  });
   let stderr = "";
-  daemon.stderr?.on("data", (chunk) => {
+  daemon.child.stderr?.on("data", (chunk) => {
     stderr += chunk;
   });
-  const done = new Promise<void>((resolve) => daemon.once("close", () => resolve()));
+  const status = await waitForStatus(daemon, timeoutMs);
+  if (status !== "listening") {
+    const exit = await daemon.stop("SIGKILL");
+    const why =
+      status === "timed-out"
+        ? `was not ready within ${timeoutMs / 1000} s`
+        : `exited before it was ready (${describeExit(exit)})`;
+    return {
+      isStarted: false,
+      errors: [
+        ...(await readCriuErrors(logPath)),
+        ...(stderr ? [stderr.trim()] : []),
+        `criu lazy-pages ${why}`,
+      ],
+    };
+  }
+  const done = daemon.exited.then((exit) => {
+    if (exit.code === 0) rmSync(logPath, { force: true });
+  });
+  return { isStarted: true, daemon: { pid: daemon.pid, done, stop: () => daemon.kill("SIGKILL") } };
+}
+
+function waitForStatus(
+  daemon: OwnedProcess,
+  timeoutMs: number,
+): Promise<"listening" | "timed-out" | "exited"> {
   return new Promise((resolve) => {
-    const fail = async (why: string) =>
-      resolve({
-        isStarted: false,
-        errors: [...(await readCriuErrors(logPath)), ...(stderr ? [stderr.trim()] : []), why],
-      });
-    daemon.once("error", (error) => void fail(`cannot start criu lazy-pages: ${error.message}`));
-    daemon.stdio[STATUS_FD]?.once("data", () =>
-      resolve({
-        isStarted: true,
-        daemon: {
-          done,
-          stop: () => {
-            if (daemon.exitCode === null && daemon.signalCode === null) daemon.kill("SIGKILL");
-          },
-        },
-      }),
-    );
-    daemon.once("exit", () => void fail("criu lazy-pages exited before it was ready"));
+    const timer = setTimeout(() => resolve("timed-out"), timeoutMs);
+    daemon.child.stdio[STATUS_FD]?.once("data", () => {
+      clearTimeout(timer);
+      resolve("listening");
+    });
+    void daemon.exited.then(() => {
+      clearTimeout(timer);
+      resolve("exited");
+    });
   });
 }

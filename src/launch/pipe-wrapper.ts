@@ -1,3 +1,5 @@
+import { bashScript, type CommandLine } from "../exec/command-lines.js";
+
 /**
  * Why a bash wrapper: CRIU can checkpoint an app whose stdio are pipes (pipe(2)) and hand
  * a restored app fresh ones with --inherit-fd, but Node's `stdio: "pipe"` makes Unix
@@ -35,16 +37,13 @@ const EXEC_WITH_ENV_RESTORED = [
  */
 export function bashWrapper(
   setup: string,
-  command: readonly string[],
+  command: CommandLine,
   env: NodeJS.ProcessEnv,
-): { args: string[]; env: NodeJS.ProcessEnv } {
+): { command: CommandLine; env: NodeJS.ProcessEnv } {
   const { BASH_ENV, ...wrapperEnv } = env;
   if (BASH_ENV !== undefined) wrapperEnv[SAVED_BASH_ENV] = BASH_ENV;
   if (env.SHLVL === undefined) wrapperEnv[SHLVL_UNSET] = "1";
-  return {
-    args: ["--norc", "-c", `${setup}\n${EXEC_WITH_ENV_RESTORED}`, "warmstart", ...command],
-    env: wrapperEnv,
-  };
+  return { command: bashScript(`${setup}\n${EXEC_WITH_ENV_RESTORED}`, command), env: wrapperEnv };
 }
 
 /**

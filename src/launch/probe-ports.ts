@@ -1,5 +1,5 @@
 import type { ProbeSpec } from "../readiness/probe-spec.js";
-import { listProcessTree, readSocketInodes, readTcpSockets, TCP_LISTEN } from "./proc-sockets.js";
+import { listListeningSockets } from "./proc-sockets.js";
 
 /**
  * The ports of tcp/http probes on which no process of the app listens. A probe answered by
@@ -14,12 +14,7 @@ export function findPortsNotHeldByApp(pid: number, probes: readonly ProbeSpec[])
     return [];
   });
   if (ports.length === 0) return [];
-  const inodes = new Set(listProcessTree(pid).flatMap((member) => [...readSocketInodes(member)]));
-  const held = new Set(
-    readTcpSockets(pid)
-      .filter((socket) => socket.state === TCP_LISTEN && inodes.has(socket.inode))
-      .map((socket) => socket.localPort),
-  );
+  const held = new Set(listListeningSockets(pid).map((socket) => socket.port));
   return [...new Set(ports)].filter((port) => !held.has(port));
 }
 

@@ -1,16 +1,18 @@
-import { spawn } from "node:child_process";
 import { linkSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { Readable } from "node:stream";
 import type { CacheEntry } from "../cache/entry-store.js";
-import { toRestoreFlags } from "../criu/criu-flags.js";
 import { readCriuErrors } from "../criu/criu-log.js";
 import {
-  type AppProcess,
-  exitFromStatus,
-  forwardOutput,
-  type OutputSinks,
-  waitForExit,
-} from "./app-process.js";
+  type CommandLine,
+  criuRestore,
+  dieWithParentUnless,
+  inNewPidNamespace,
+  perlScript,
+  withNotifySocketAt,
+} from "../exec/command-lines.js";
+import { spawnOwned } from "../exec/owned-process.js";
+import { type AppProcess, type OutputSinks, toAppProcess } from "./app-process.js";
 import { type LazyPagesDaemon, startLazyPagesDaemon } from "./lazy-pages.js";
 import {
   bashWrapper,
@@ -31,6 +33,14 @@ export interface WarmStartOptions {
   readonly logPath: string;
   readonly sinks: OutputSinks;
   readonly isDetached: boolean;
+  /** The launch's environment: PATH lookups of the restore chain are the cold start's. */
+  readonly env: NodeJS.ProcessEnv;
+  /** CRIU is stopped and the restore counts as failed after this. */
+  readonly timeoutMs: number;
+  /** Aborting stops the restore (the launch is being stopped). */
+  readonly signal?: AbortSignal;
+  /** Makes the NOTIFY_SOCKET path in the image reach this launch's socket. */
+  readonly notifyRedirect?: { readonly dir: string; readonly oldPath: string; readonly newPath: string };
 }
 
 export type WarmStartOutcome =
@@ -39,6 +49,8 @@ export type WarmStartOutcome =
       readonly app: AppProcess;
       /** Settles when the staged images are no longer read (at once unless lazy). */
       readonly imagesReleased: Promise<void>;
+      /** The lazy-pages daemon, which a detached launch leaves running. */
+      readonly lazyPagesPid: number | undefined;
     }
   | {
       readonly restored: false;
@@ -48,16 +60,18 @@ export type WarmStartOutcome =
       readonly logPath: string;
     };
 
+type Failed = Extract<WarmStartOutcome, { restored: false }>;
+
 /**
  * Restores the entry in a new PID and mount namespace (what criu-ns does, without its
  * Python start-up and its 1 s polling for the PID): the app gets its old PID inside the
  * namespace, so any number of restores run while the original PID is taken on the host.
  *
- *   warmstart ─ bash wrapper ⇒ setpriv ⇒ unshare ─ criu restore ⇒ reaper (PID 1) ─ app
+ *   warmstart ─ bash wrapper ⇒ setpriv ⇒ unshare ─ [sh: notify socket ⇒] criu restore ⇒ reaper (PID 1) ─ app
  *   (─ parent of, ⇒ exec)
  */
 export async function startWarm(options: WarmStartOptions): Promise<WarmStartOutcome> {
-  const failed = (errors: readonly string[]): WarmStartOutcome => ({
+  const failed = (errors: readonly string[]): Failed => ({
     restored: false,
     reason: "restore-failed",
     errors,
@@ -76,6 +90,7 @@ export async function startWarm(options: WarmStartOptions): Promise<WarmStartOut
       imagesDir,
       options.logPath.replace(/\.log$/, "-lazy-pages.log"),
       options.isDetached,
+      options.timeoutMs,
     );
     if (!started.isStarted) return failed(started.errors);
     lazy = started.daemon;
@@ -87,97 +102,102 @@ export async function startWarm(options: WarmStartOptions): Promise<WarmStartOut
   }
   const daemon = lazy;
   if (daemon) void outcome.app.exited.then(() => daemon.stop());
-  return { ...outcome, imagesReleased: daemon ? daemon.done : Promise.resolve() };
+  return {
+    ...outcome,
+    imagesReleased: daemon ? daemon.done : Promise.resolve(),
+    lazyPagesPid: daemon?.pid,
+  };
 }
 
-function restore(
-  options: WarmStartOptions,
-  imagesDir: string,
-  isLazy: boolean,
-): Promise<{ restored: true; app: AppProcess } | Exclude<WarmStartOutcome, { restored: true }>> {
+/** The whole restore chain, from the wrapper that makes the pipes down to CRIU. */
+function restoreCommand(options: WarmStartOptions, imagesDir: string, isLazy: boolean): CommandLine {
   const { manifest } = options.entry;
-  const flags = toRestoreFlags({
+  const criu = criuRestore(options.criuPath, {
     imagesDir,
     logFile: options.logPath,
     logLevel: 2,
     inheritFds: manifest.stdio.map((resource, index) => ({ fd: RESTORE_STDIO_FDS[index] ?? -1, resource })),
-    execCommand: ["perl", "-e", REAPER_SCRIPT, String(manifest.pid)],
+    execCommand: perlScript(REAPER_SCRIPT, [String(manifest.pid)]),
     isLazy,
   });
-  // --kill-child: unshare's death takes the namespace down (PID 1 gets SIGKILL), and
-  // setpriv makes warmstart's death take unshare down.
-  const guard = options.isDetached ? [] : ["setpriv", "--pdeathsig", "KILL", "--"];
-  const unshare = [
-    "unshare",
-    "--pid",
-    "--fork",
-    "--mount",
-    "--mount-proc",
-    ...(options.isDetached ? [] : ["--kill-child"]),
-  ];
-  const wrapper = bashWrapper(
-    RESTORE_WRAPPER,
-    [...guard, ...unshare, options.criuPath, ...flags],
-    process.env,
-  );
-  const child = spawn("bash", wrapper.args, {
+  const inNamespace = options.notifyRedirect ? withNotifySocketAt(options.notifyRedirect, criu) : criu;
+  return dieWithParentUnless(options.isDetached, inNewPidNamespace(!options.isDetached, inNamespace));
+}
+
+async function restore(
+  options: WarmStartOptions,
+  imagesDir: string,
+  isLazy: boolean,
+): Promise<{ restored: true; app: AppProcess } | Failed> {
+  const wrapper = bashWrapper(RESTORE_WRAPPER, restoreCommand(options, imagesDir, isLazy), options.env);
+  const owned = spawnOwned(wrapper.command, {
     env: wrapper.env,
-    detached: true,
+    isSessionLeader: true,
+    isKilledAtExit: !options.isDetached,
     stdio: options.isDetached ? ["ignore", "inherit", "inherit", "pipe"] : ["pipe", "pipe", "pipe", "pipe"],
   });
-  child.stdin?.on("error", () => {});
-  const output = forwardOutput(child, options.sinks);
-  const { exited, hasExited } = waitForExit(child, exitFromStatus);
+  const control = owned.child.stdio[3];
+  const resumed = await waitForResume(control instanceof Readable ? control : null, owned.exited, options);
+  const { manifest } = options.entry;
+  const pid = resumed.isResumed ? findRestoredPid(owned.pid, manifest.pid) : undefined;
+  if (pid === undefined) {
+    await owned.stop("SIGKILL");
+    const why = resumed.isResumed
+      ? "the restored process was not found under the new PID namespace"
+      : resumed.isTimedOut
+        ? `criu restore did not finish within ${options.timeoutMs / 1000} s`
+        : undefined;
+    const printed = resumed.control
+      .split("\n")
+      .filter((line) => /error/i.test(line))
+      .map((line) => line.trim());
+    return {
+      restored: false,
+      reason: "restore-failed",
+      errors: [...(await readCriuErrors(options.logPath)), ...printed, ...(why ? [why] : [])],
+      logPath: options.logPath,
+    };
+  }
+  const kill = (signal: NodeJS.Signals) => {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // Already gone: the exit event follows.
+    }
+  };
+  return { restored: true, app: toAppProcess(owned, options.sinks, { pid, kill }) };
+}
 
+interface ResumeWait {
+  readonly isResumed: boolean;
+  readonly isTimedOut: boolean;
+  /** What CRIU and the reaper printed on the control channel. */
+  readonly control: string;
+}
+
+/** The reaper announces the resume on the control channel; CRIU prints its fatal errors there. */
+function waitForResume(
+  channel: Readable | null,
+  exited: Promise<unknown>,
+  { timeoutMs, signal }: { readonly timeoutMs: number; readonly signal?: AbortSignal },
+): Promise<ResumeWait> {
   return new Promise((resolve) => {
     let control = "";
     let isSettled = false;
-    const fail = async () => {
+    const settle = (isResumed: boolean, isTimedOut: boolean) => {
       if (isSettled) return;
       isSettled = true;
-      const logErrors = await readCriuErrors(options.logPath);
-      const printed = control
-        .split("\n")
-        .filter((line) => /error/i.test(line))
-        .map((line) => line.trim());
-      resolve({
-        restored: false,
-        reason: "restore-failed",
-        errors: [...logErrors, ...printed],
-        logPath: options.logPath,
-      });
+      clearTimeout(timer);
+      resolve({ isResumed, isTimedOut, control });
     };
-    child.on("error", () => void fail());
-    child.stdio[3]?.on("data", (chunk: Buffer) => {
+    const timer = setTimeout(() => settle(false, true), timeoutMs);
+    if (signal?.aborted) settle(false, false);
+    signal?.addEventListener("abort", () => settle(false, false), { once: true });
+    channel?.on("data", (chunk: Buffer) => {
       control += chunk.toString();
-      if (isSettled || !control.includes(RESUMED_MARKER)) return;
-      const pid = findRestoredPid(child.pid ?? -1, manifest.pid);
-      if (pid === undefined) {
-        child.kill("SIGKILL");
-        control += "\nerror: the restored process was not found under the new PID namespace";
-        return;
-      }
-      isSettled = true;
-      resolve({
-        restored: true,
-        app: {
-          pid,
-          ...output,
-          exited,
-          hasExited,
-          stdin: child.stdin,
-          kill: (signal) => {
-            if (hasExited()) return;
-            try {
-              process.kill(pid, signal);
-            } catch {
-              // Already gone: the exit event follows.
-            }
-          },
-        },
-      });
+      if (control.includes(RESUMED_MARKER)) settle(true, false);
     });
-    void exited.then(() => void fail());
+    void exited.then(() => settle(false, false));
   });
 }
 
@@ -188,7 +208,7 @@ function restore(
  */
 function linkImages(entry: CacheEntry, workDir: string): string {
   const dir = join(workDir, "images");
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  mkdirSync(dir, { mode: 0o700 });
   for (const name of Object.keys(entry.manifest.files))
     linkSync(join(entry.imagesDir, name), join(dir, name));
   return dir;

@@ -1,13 +1,21 @@
 import { resolve } from "node:path";
 import { invalidOption } from "../errors.js";
 
+/** A file's inode and modification time: a flag file left over from an earlier run has the
+ * same ones until the app creates or touches it again. */
+export interface FileIdentity {
+  readonly ino: number;
+  readonly mtimeMs: number;
+}
+
 /** One readiness condition; the app is ready when every probe of a launch has passed once. */
 export type ProbeSpec =
   | { kind: "tcp"; host: string; port: number }
   | { kind: "http"; url: string }
   /** `source` is the regex as the user typed it, for messages (RegExp#source escapes `/`). */
   | { kind: "log"; pattern: RegExp; source: string }
-  | { kind: "file"; path: string }
+  /** `existedAs`: the file as it was before the app started, which does not count. */
+  | { kind: "file"; path: string; existedAs?: FileIdentity }
   | { kind: "notify" };
 
 const OPTION = "--ready";

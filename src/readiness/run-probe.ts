@@ -3,7 +3,7 @@ import { requestOnce } from "./http-probe.js";
 import type { NotifyListener } from "./notify.js";
 import type { OutputLines } from "./output-lines.js";
 import { pollUntil, waitForEvent } from "./poll.js";
-import type { ProbeSpec } from "./probe-spec.js";
+import type { FileIdentity, ProbeSpec } from "./probe-spec.js";
 import { connectOnce } from "./tcp-probe.js";
 
 export interface ProbeContext {
@@ -30,7 +30,7 @@ export function runProbe(spec: ProbeSpec, context: ProbeContext): Promise<boolea
     case "http":
       return pollUntil((s) => requestOnce(spec.url, ATTEMPT_TIMEOUT_MS, s), pollIntervalMs, signal);
     case "file":
-      return pollUntil(() => isPresent(spec.path), pollIntervalMs, signal);
+      return pollUntil(() => isFresh(spec.path, spec.existedAs), pollIntervalMs, signal);
     case "log":
       return waitForEvent(
         (pass) => output.onLine((line) => spec.pattern.test(line) && pass()),
@@ -48,10 +48,11 @@ export function runProbe(spec: ProbeSpec, context: ProbeContext): Promise<boolea
   }
 }
 
-async function isPresent(path: string): Promise<boolean> {
+/** The file exists, and is not the one that was there before the app started. */
+async function isFresh(path: string, existedAs: FileIdentity | undefined): Promise<boolean> {
   try {
-    await stat(path);
-    return true;
+    const now = await stat(path);
+    return !existedAs || now.ino !== existedAs.ino || now.mtimeMs !== existedAs.mtimeMs;
   } catch {
     return false;
   }

@@ -1,0 +1,221 @@
+import { statSync } from "node:fs";
+import { basename, dirname } from "node:path";
+import { recordRuleColdLaunch } from "../cache/entry-stats.js";
+import type { Manifest } from "../cache/entry-store.js";
+import { scheduleHousekeeping } from "../cache/housekeeping.js";
+import { IMAGE_FORMAT_VERSION } from "../cache/key.js";
+import { WarmstartError } from "../errors.js";
+import { createNotifyListener, type NotifyListener } from "../readiness/notify.js";
+import type { ProbeSpec } from "../readiness/probe-spec.js";
+import type { AppProcess } from "./app-process.js";
+import { type CheckpointOutcome, checkpointApp } from "./checkpoint.js";
+import { startCold } from "./cold-start.js";
+import { decideCheckpoint } from "./decisions.js";
+import type { ColdPlan, LaunchContext, LaunchState, Session, UsableCache } from "./launch-context.js";
+import { toLaunch } from "./launch-handle.js";
+import { findPortsNotHeldByApp } from "./probe-ports.js";
+import { stopOnAbort } from "./stop-on-abort.js";
+import { waitForReadiness } from "./wait-for-readiness.js";
+
+type State<S extends LaunchState["step"]> = Extract<LaunchState, { step: S }>;
+
+/** starting-cold: the app starts as it would without warmstart, under warmstart's pipes. */
+export async function startColdApp(
+  context: LaunchContext,
+  state: State<"starting-cold">,
+): Promise<LaunchState> {
+  const { opts } = context;
+  const { session } = state;
+  context.throwIfAborted();
+  context.step("starting-cold");
+  const env = { ...opts.env };
+  let notify: NotifyListener | undefined;
+  if (opts.probes.some((probe) => probe.kind === "notify")) {
+    const socket = session.runtime.notifySocket;
+    notify = await createNotifyListener(dirname(socket), { socketName: basename(socket) });
+    const listener = notify;
+    context.resources.own("notify helper", () => listener.close());
+    env.NOTIFY_SOCKET = notify.path;
+  }
+  const probes = opts.probes.map(noteExistingFile);
+  const app = await startCold({
+    executable: session.command.executable,
+    args: session.command.args,
+    cwd: opts.cwd,
+    env,
+    sinks: opts.sinks,
+    isDetached: opts.isDetached,
+    isNetworkIsolated: opts.isNetworkIsolated,
+  });
+  return { step: "waiting-ready", session, plan: state.plan, app, notify, probes };
+}
+
+/** waiting-ready: until every probe passes; then serving, and the checkpoint beside it. */
+export async function waitForColdApp(
+  context: LaunchContext,
+  state: State<"waiting-ready">,
+): Promise<LaunchState> {
+  const { opts } = context;
+  const { session, plan, app, notify } = state;
+  const stopWatching = stopOnAbort(opts.signal, app);
+  context.step("waiting-ready", `pid ${app.pid}`);
+  const ready = await waitForReadiness(app, opts, state.probes, notify);
+  stopWatching();
+  if (!ready.ready) {
+    if (ready.reason === "app-exited") {
+      context.throwIfAborted();
+      throw await appExitedError(app);
+    }
+    app.kill("SIGKILL");
+    await app.exited;
+    throw new WarmstartError(
+      "readiness-timeout",
+      `The app was not ready after ${opts.readyTimeoutMs / 1000} s: ${ready.detail} never passed. It was stopped; no snapshot was taken.`,
+      {
+        hint: "check the probe (port, URL, log pattern) or raise --ready-timeout",
+        details: { pending: ready.detail },
+      },
+    );
+  }
+  const readyMs = context.elapsedMs();
+  opts.emit({ type: "ready", mode: "cold", pid: app.pid, readyMs });
+  context.step("serving");
+  if (plan.ruleEntryDir) recordRuleColdLaunch(plan.ruleEntryDir, readyMs);
+  const checkpointStop = new AbortController();
+  const checkpoint = takeSnapshotIfWanted(
+    context,
+    session,
+    plan,
+    app,
+    notify,
+    readyMs,
+    checkpointStop.signal,
+  );
+  if (session.cache) scheduleHousekeeping(session.cache);
+  void Promise.all([app.exited, checkpoint]).then(() => context.resources.releaseAll());
+  const launched = toLaunch(
+    {
+      mode: "cold",
+      app,
+      key: session.cache?.key ?? null,
+      readyMs,
+      checkpoint,
+      onKill: () => checkpointStop.abort(),
+    },
+    {
+      command: session.command.command,
+      cache: plan.cacheUse,
+      fallbackReason: plan.fallback?.reason ?? null,
+      imageBytes: null,
+    },
+  );
+  return { step: "serving", launched };
+}
+
+/** The checkpoint, when the decision says so. Never rejects: every failure is an outcome. */
+function takeSnapshotIfWanted(
+  context: LaunchContext,
+  session: Session,
+  plan: ColdPlan,
+  app: AppProcess,
+  notify: NotifyListener | undefined,
+  readyMs: number,
+  signal: AbortSignal,
+): Promise<CheckpointOutcome | undefined> {
+  const { opts } = context;
+  const decision = decideCheckpoint({
+    isCacheUsable: session.cache !== undefined,
+    isSnapshotWanted: plan.isSnapshotWanted,
+    isSnapshotDisabled: opts.isSnapshotDisabled,
+    foreignPorts: findPortsNotHeldByApp(app.pid, opts.probes),
+    isAborted: opts.signal?.aborted ?? false,
+  });
+  if (decision.warning) opts.emit({ type: "warning", message: decision.warning });
+  const { cache } = session;
+  if (!decision.isTaken || !cache) return (notify?.close() ?? Promise.resolve()).then(() => undefined);
+  const manifest = {
+    formatVersion: IMAGE_FORMAT_VERSION,
+    key: cache.key,
+    fields: cache.fields,
+    command: session.command.command,
+    coldReadyMs: readyMs,
+    ...(notify ? { notifySocket: notify.path } : {}),
+  };
+  return takeSnapshot(context, cache, app, notify, manifest, signal);
+}
+
+async function takeSnapshot(
+  context: LaunchContext,
+  cache: UsableCache,
+  app: AppProcess,
+  notify: NotifyListener | undefined,
+  manifest: Pick<Manifest, "formatVersion" | "key" | "fields" | "command" | "coldReadyMs" | "notifySocket">,
+  signal: AbortSignal,
+): Promise<CheckpointOutcome> {
+  const { opts } = context;
+  context.step("checkpointing");
+  let outcome: CheckpointOutcome;
+  try {
+    // A readiness probe's notify helper must not be in the image's world; close it first.
+    await notify?.close();
+    outcome = await checkpointApp({
+      criuPath: cache.criuPath,
+      isNetworkIsolated: opts.isNetworkIsolated,
+      isDetached: opts.isDetached,
+      store: cache.store,
+      logsDir: cache.logsDir,
+      pid: app.pid,
+      isReplacing: opts.isRefresh,
+      signal,
+      manifest,
+      onCommitting: () => context.step("committing"),
+    });
+  } catch (error) {
+    outcome = { saved: false, reason: "commit-failed", errors: [(error as Error).message], checkpointMs: 0 };
+  }
+  opts.emit({ type: "checkpoint", outcome });
+  if (outcome.saved) await trimCache(cache, outcome.entry.manifest, opts.maxCacheBytes);
+  return outcome;
+}
+
+/** After a new entry lands: older versions of the same launch go, then the size cap holds.
+ * Housekeeping must never fail a launch. Loaded here, not up front: lru-cache alone costs
+ * ~14 ms to import, which a warm launch would pay for nothing. */
+async function trimCache(
+  cache: UsableCache,
+  manifest: Manifest,
+  maxBytes: number | undefined,
+): Promise<void> {
+  try {
+    const { dropOlderEntriesOfCommand, enforceCacheLimit } = await import("../cache/eviction.js");
+    dropOlderEntriesOfCommand(cache.store, manifest);
+    enforceCacheLimit(cache.store, { keep: manifest.key, ...(maxBytes !== undefined ? { maxBytes } : {}) });
+  } catch {
+    // A full or unreadable filesystem: the next commit tries again.
+  }
+}
+
+/** An app that died before it was ready: its exit code (0 included) and its last lines. */
+async function appExitedError(app: AppProcess): Promise<WarmstartError> {
+  const exit = await app.exited;
+  const lastLines = [...app.stdout.recent, ...app.stderr.recent].slice(-10);
+  return new WarmstartError("app-exited", `The app exited with code ${exit.exitCode} before it was ready.`, {
+    hint:
+      lastLines.length > 0
+        ? `its last output lines:\n${lastLines.map((line) => `    ${line}`).join("\n")}`
+        : undefined,
+    details: { exitCode: exit.exitCode, lastLines },
+  });
+}
+
+/** A file: probe's flag that exists before the app starts is left over from an earlier run:
+ * it counts only once the app creates it again (a new inode, or a new modification time). */
+function noteExistingFile(probe: ProbeSpec): ProbeSpec {
+  if (probe.kind !== "file") return probe;
+  try {
+    const stat = statSync(probe.path);
+    return { ...probe, existedAs: { ino: stat.ino, mtimeMs: stat.mtimeMs } };
+  } catch {
+    return probe;
+  }
+}

@@ -1,0 +1,257 @@
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { decideNeverSlower, readStats, recordHit } from "../cache/entry-stats.js";
+import type { CacheEntry } from "../cache/entry-store.js";
+import { scheduleHousekeeping } from "../cache/housekeeping.js";
+import { ownerOf } from "../cache/owner-stamp.js";
+import { handOverRuntimeDir, notifySocketDir } from "../cache/runtime-dir.js";
+import { createNotifyListener, type NotifyListener } from "../readiness/notify.js";
+import {
+  decideAfterLookup,
+  decideAfterRestoredNotReady,
+  decideAfterRestoredPorts,
+  decideAfterRestoreFailure,
+  type LookupDecision,
+  type RestoreFailure,
+} from "./decisions.js";
+import type { LaunchContext, LaunchState, RestoredApp, Session, UsableCache } from "./launch-context.js";
+import { toLaunch } from "./launch-handle.js";
+import { LAZY_MIN_IMAGE_BYTES } from "./launch-options.js";
+import { findPortHolders, listListeningSockets, readTreeSocketInodes } from "./proc-sockets.js";
+import { stopOnAbort } from "./stop-on-abort.js";
+import { recheckableProbes, waitForReadiness } from "./wait-for-readiness.js";
+import { startWarm } from "./warm-start.js";
+
+type State<S extends LaunchState["step"]> = Extract<LaunchState, { step: S }>;
+
+/** looking-up: is there a snapshot, is it sound, and is it worth restoring? */
+export async function lookUpSnapshot(
+  context: LaunchContext,
+  state: State<"looking-up">,
+): Promise<LaunchState> {
+  const { opts } = context;
+  const { session, cache } = state;
+  context.step("looking-up", cache.key.slice(0, 12));
+  const found = await cache.store.lookup(cache.key);
+  const decision = decideAfterLookup({
+    found,
+    neverSlower: decideNeverSlower(found.hit ? readStats(found.entry.dir) : undefined),
+    portHolders:
+      found.hit && opts.portPolicy === "exclusive" ? findPortHolders(found.entry.manifest.listen ?? []) : [],
+    isLazy: opts.isLazy,
+    lazyMinImageBytes: LAZY_MIN_IMAGE_BYTES,
+    explainMiss: () => cache.store.explainMiss(cache.fields),
+  });
+  if (decision.action === "restore") {
+    if (decision.isRemeasure) context.step("looking-up", "measuring the warm start again");
+    return { step: "restoring", session, cache, entry: decision.entry, isLazy: decision.isLazy };
+  }
+  if (decision.isEvicted) cache.store.evict(cache.key);
+  reportColdDecision(context, decision, cache.dir);
+  const { fallback, cacheUse, isSnapshotWanted, ruleEntryDir } = decision;
+  return {
+    step: "starting-cold",
+    session,
+    plan: { fallback, cacheUse, isSnapshotWanted, ...(ruleEntryDir ? { ruleEntryDir } : {}) },
+  };
+}
+
+/** restoring: CRIU brings the app back in a new PID namespace, or the launch goes cold. */
+export async function restoreSnapshot(
+  context: LaunchContext,
+  state: State<"restoring">,
+): Promise<LaunchState> {
+  const { opts } = context;
+  const { session, cache, entry } = state;
+  context.step("restoring");
+  mkdirSync(cache.logsDir, { recursive: true, mode: 0o700 });
+  const logPath = join(
+    cache.logsDir,
+    `restore-${cache.key.slice(0, 12)}-${basename(session.runtime.path)}.log`,
+  );
+  const notify = await listenForRestoredNotify(context, session, cache, entry);
+  const warm = await startWarm({
+    criuPath: cache.criuPath,
+    entry,
+    workDir: session.runtime.path,
+    logPath,
+    sinks: opts.sinks,
+    isDetached: opts.isDetached,
+    isLazy: state.isLazy,
+    env: opts.env,
+    timeoutMs: opts.restoreTimeoutMs,
+    ...(opts.signal ? { signal: opts.signal } : {}),
+    ...(notify && entry.manifest.notifySocket
+      ? {
+          notifyRedirect: {
+            dir: notifySocketDir(cache.dir),
+            oldPath: entry.manifest.notifySocket,
+            newPath: notify.path,
+          },
+        }
+      : {}),
+  });
+  const imagesDir = join(session.runtime.path, "images");
+  const imagesOwned = context.resources.own("staged images", () =>
+    rmSync(imagesDir, { recursive: true, force: true }),
+  );
+  if (!warm.restored) {
+    await imagesOwned.release();
+    await notify?.close();
+    context.throwIfAborted();
+    return fallBackCold(context, session, cache, decideAfterRestoreFailure(warm.errors, warm.logPath));
+  }
+  const restored: RestoredApp = { ...warm, imagesOwned, notify };
+  return { step: "checking-ready", session, cache, entry, restored };
+}
+
+/** checking-ready: the restored copy must be alone on its ports and pass its probes again. */
+export async function checkRestoredApp(
+  context: LaunchContext,
+  state: State<"checking-ready">,
+): Promise<LaunchState> {
+  const { opts } = context;
+  const { session, cache, entry, restored } = state;
+  const { app } = restored;
+  const stopWatching = stopOnAbort(opts.signal, app);
+  context.step("checking-ready");
+  const listen = listListeningSockets(app.pid);
+  const holders = findPortHolders(listen, { pid: app.pid, ownInodes: readTreeSocketInodes(app.pid) });
+  const portFailure = decideAfterRestoredPorts(holders, opts.portPolicy);
+  const ready = portFailure
+    ? undefined
+    : await waitForReadiness(app, opts, recheckableProbes(opts.probes), undefined);
+  // Removing the staged images blocks for ~5 ms: after the re-check, not before it. A lazy
+  // restore's daemon reads them until every page is in.
+  void restored.imagesReleased.then(() => restored.imagesOwned.release());
+  stopWatching();
+  if (!ready?.ready) {
+    app.kill("SIGKILL");
+    await app.exited;
+    await restored.notify?.close();
+    context.throwIfAborted();
+    const failure = portFailure ?? decideAfterRestoredNotReady(ready?.detail ?? "");
+    return fallBackCold(context, session, cache, failure);
+  }
+  return serveRestored(context, session, cache, entry, restored);
+}
+
+function serveRestored(
+  context: LaunchContext,
+  session: Session,
+  cache: UsableCache,
+  entry: CacheEntry,
+  restored: RestoredApp,
+): LaunchState {
+  const { opts } = context;
+  const { app } = restored;
+  const readyMs = context.elapsedMs();
+  rmSync(join(cache.logsDir, `restore-${cache.key.slice(0, 12)}-${basename(session.runtime.path)}.log`), {
+    force: true,
+  });
+  recordHit(entry.dir, readyMs);
+  opts.emit({ type: "ready", mode: "warm", pid: app.pid, readyMs });
+  context.step("serving");
+  if (opts.isDetached && restored.lazyPagesPid !== undefined) {
+    // The daemon outlives this launch and still reads the staged images: it owns them now.
+    const daemon = ownerOf(restored.lazyPagesPid);
+    if (daemon) {
+      handOverRuntimeDir(session.runtime.path, daemon);
+      session.runtimeOwned.disown();
+      restored.imagesOwned.disown();
+    }
+  }
+  if (restored.notify) {
+    const listener = restored.notify;
+    context.resources.own("notify helper", () => listener.close());
+  }
+  scheduleHousekeeping(cache);
+  void app.exited.then(() => context.resources.releaseAll());
+  const launched = toLaunch(
+    { mode: "warm", app, key: cache.key, readyMs, checkpoint: Promise.resolve(undefined) },
+    {
+      command: session.command.command,
+      cache: "hit",
+      fallbackReason: null,
+      imageBytes: entry.manifest.imageBytes,
+    },
+  );
+  return { step: "serving", launched };
+}
+
+function fallBackCold(
+  context: LaunchContext,
+  session: Session,
+  cache: UsableCache,
+  failure: RestoreFailure,
+): LaunchState {
+  if (failure.isEvicted) cache.store.evict(cache.key);
+  context.warn(failure.fallback);
+  // A snapshot that was kept needs no new one; one that was evicted does.
+  return {
+    step: "starting-cold",
+    session,
+    plan: { fallback: failure.fallback, cacheUse: "miss", isSnapshotWanted: failure.isEvicted },
+  };
+}
+
+/**
+ * A snapshot taken with a notify probe keeps its NOTIFY_SOCKET path. When this launch
+ * listens too, the restore makes that path reach this launch's socket (command-lines.ts),
+ * so the app's later messages (STATUS=, WATCHDOG=1) arrive here.
+ */
+async function listenForRestoredNotify(
+  context: LaunchContext,
+  session: Session,
+  cache: UsableCache,
+  entry: CacheEntry,
+): Promise<NotifyListener | undefined> {
+  const oldPath = entry.manifest.notifySocket;
+  if (!oldPath || dirname(oldPath) !== notifySocketDir(cache.dir)) return undefined;
+  if (!context.opts.probes.some((probe) => probe.kind === "notify")) return undefined;
+  try {
+    return await createNotifyListener(session.runtime.path);
+  } catch {
+    // Without python3 the restored app's messages go nowhere, as they did before: no reason
+    // to give up the restore.
+    return undefined;
+  }
+}
+
+/** A cold start the lookup chose, said once when it is a finding rather than a failure. */
+function reportColdDecision(
+  context: LaunchContext,
+  decision: Extract<LookupDecision, { action: "start-cold" }>,
+  cacheDir: string,
+): void {
+  if (decision.detail) context.step("looking-up", decision.detail);
+  const { fallback } = decision;
+  if (!fallback) return;
+  const isRepeatedNotice =
+    fallback.reason === "warm-not-faster" && decision.ruleEntryDir === readNoticedEntry(cacheDir);
+  // The rule's notice is said once per entry (then only with -v): a finding, not a failure.
+  if (isRepeatedNotice) {
+    context.step("looking-up", fallback.message);
+    return;
+  }
+  context.warn(fallback);
+  if (fallback.reason === "warm-not-faster" && decision.ruleEntryDir)
+    writeNoticedEntry(cacheDir, decision.ruleEntryDir);
+}
+
+// The last entry whose "not faster" notice was shown, so the warning is not repeated.
+function readNoticedEntry(cacheDir: string): string | undefined {
+  try {
+    return readFileSync(join(cacheDir, "warm-not-faster-noticed"), "utf8");
+  } catch {
+    return undefined;
+  }
+}
+
+function writeNoticedEntry(cacheDir: string, entryDir: string): void {
+  try {
+    writeFileSync(join(cacheDir, "warm-not-faster-noticed"), entryDir, { mode: 0o600 });
+  } catch {
+    // Only costs a repeated notice.
+  }
+}
