@@ -175,7 +175,9 @@ describe("warmstart run", () => {
       assert.notEqual(exit.code, 0, "the app cannot listen, so it fails");
       assert.match(
         blocked.stderr,
-        /warning: restore failed: a port the app listens on is taken by another process .*; kept the snapshot, starting cold/,
+        new RegExp(
+          `warning: port ${port} is held by pid ${holder.pid} \\(node\\), where the snapshot listens: kept the snapshot, starting cold`,
+        ),
       );
       assert.match(
         blocked.stderr,
@@ -331,9 +333,12 @@ describe("warmstart run: never slower than cold", () => {
       JSON.stringify({
         lastUsedAt: new Date().toISOString(),
         hits: 2,
-        warmReadyMs: 900,
-        bestWarmReadyMs: 700,
+        warmReadyMs: 3000,
+        bestWarmReadyMs: 2000,
         coldReadyMs: 400,
+        // Far slower than any cold launch of the fixture: the cold launches the rule makes
+        // are cold samples too, and must not outweigh these.
+        warmSamplesMs: [3000, 2000, 2500],
       }),
       { mode: 0o600 },
     );
@@ -342,7 +347,7 @@ describe("warmstart run: never slower than cold", () => {
     await second.stop();
     assert.match(
       second.stderr,
-      /warning: a warm start of this app was not faster \(fastest warm 700 ms, cold 400 ms\): starting it cold/,
+      /warning: a warm start of this app was not faster \(median warm 2500 ms, cold 400 ms\): starting it cold/,
     );
     const third = new WarmstartRun(args, { PORT: "0" });
     await third.waitFor(/ready, cold, pid/, "stderr");

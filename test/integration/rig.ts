@@ -95,8 +95,10 @@ export class WarmstartRun {
   stderr = "";
   readonly exited: Promise<Exit>;
 
-  constructor(args: readonly string[], env: NodeJS.ProcessEnv = {}) {
-    this.child = spawn(process.execPath, [CLI, ...args], {
+  /** `prefix`: a command warmstart runs under (`unshare --pid --fork ...`). */
+  constructor(args: readonly string[], env: NodeJS.ProcessEnv = {}, prefix: readonly string[] = []) {
+    const [file = process.execPath, ...before] = [...prefix, process.execPath];
+    this.child = spawn(file, [...before, CLI, ...args], {
       env: { ...process.env, ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });
