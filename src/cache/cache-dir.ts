@@ -1,4 +1,4 @@
-import { lstatSync, mkdirSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync } from "node:fs";
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 
@@ -32,6 +32,7 @@ export function describeUnsafePath(
     return `${path} cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)})`;
   }
   if (stat.isSymbolicLink()) return `${path} is a symlink`;
+  if (kind === "directory" && stat.isFile()) return `${path} is a file, not a directory`;
   if (kind === "directory" && !stat.isDirectory()) return `${path} is not a directory`;
   if (kind === "file" && !stat.isFile()) return `${path} is not a regular file`;
   const uid = process.getuid?.() ?? 0;
@@ -45,12 +46,22 @@ export function describeUnsafePath(
 
 /** Creates the cache directory (0700) if needed and checks that it is safe to use. */
 export function openCacheDir(dir: string): CacheDirOutcome {
-  try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-  } catch (error) {
-    return { usable: false, dir, reason: `cannot create ${dir}: ${(error as Error).message}` };
+  // Whatever is already there is judged as it is (a file there is "a file", not EEXIST).
+  if (!existsSync(dir)) {
+    try {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+    } catch (error) {
+      return { usable: false, dir, reason: `cannot create ${dir}: ${describeMkdirError(error)}` };
+    }
   }
   const unsafe = describeUnsafePath(dir, "directory");
   if (unsafe) return { usable: false, dir, reason: unsafe };
   return { usable: true, dir };
+}
+
+function describeMkdirError(error: unknown): string {
+  const { code, message } = error as NodeJS.ErrnoException;
+  if (code === "ENOTDIR" || code === "EEXIST") return "a part of its path is a file, not a directory";
+  if (code === "EACCES") return "permission denied";
+  return message;
 }

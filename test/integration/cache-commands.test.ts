@@ -4,7 +4,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { chmodSync, chownSync, cpSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { formatBytes } from "../../src/commands/format.js";
+import { formatBytes, formatDirectory } from "../../src/commands/format.js";
 import { flipByte } from "../corrupt-file.js";
 import {
   fixture,
@@ -121,10 +121,11 @@ describe("cache commands", () => {
     const sizes = [two, one].map((key) => formatBytes(diskBytes(join(cacheDir, "v1", key))));
     const sizeWidth = Math.max(4, ...sizes.map((size) => size.length));
     const commandWidth = command("one").length;
+    const directory = formatDirectory(readManifest(cacheDir, one).fields.cwd);
     const coldWidth = (key: string) => String(readManifest(cacheDir, key).coldReadyMs).padStart(7);
     const row = (key: string, name: string, size: string) =>
       new RegExp(
-        `^${escapeRegExp(`${key.slice(0, 12)}  ${command(name)}  ${size.padStart(sizeWidth)}  `)}` +
+        `^${escapeRegExp(`${key.slice(0, 12)}  ${command(name)}  ${directory}  ${size.padStart(sizeWidth)}  `)}` +
           // Age and last use: the seconds since the launch above, in columns of fixed width.
           `(?: \\d|\\d\\d)[sm]  (?:   \\d|  \\d\\d)[sm] ago` +
           `${escapeRegExp(`     0  ${coldWidth(key)}        -`)}$`,
@@ -133,7 +134,7 @@ describe("cache commands", () => {
     assert.equal(lines.length, 4, table.stdout);
     assert.equal(
       lines[0],
-      `KEY           ${"COMMAND".padEnd(commandWidth)}  ${"SIZE".padStart(sizeWidth)}  AGE  LAST USED  HITS  COLD MS  WARM MS`,
+      `KEY           ${"COMMAND".padEnd(commandWidth)}  ${"DIRECTORY".padEnd(directory.length)}  ${"SIZE".padStart(sizeWidth)}  AGE  LAST USED  HITS  COLD MS  WARM MS`,
     );
     assert.match(lines[1] ?? "", row(two, "two", sizes[0] ?? ""));
     assert.match(lines[2] ?? "", row(one, "one", sizes[1] ?? ""));
