@@ -3,6 +3,9 @@ import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 /** A row of /proc/<pid>/net/tcp{,6}. */
 export interface TcpSocket {
   readonly localPort: number;
+  /** As the kernel prints them: hex address (in host byte order per 32-bit word), ":", hex port. */
+  readonly local: string;
+  readonly remote: string;
   /** Kernel TCP state, hex as the kernel prints it: "0A" is LISTEN. */
   readonly state: string;
   readonly inode: string;
@@ -42,9 +45,11 @@ export function readTcpSockets(pid: number): TcpSocket[] {
     }
     for (const line of text.split("\n").slice(1)) {
       const columns = line.trim().split(/\s+/);
-      const [, local, , state, , , , , , inode] = columns;
+      const [, local, remote, state, , , , , , inode] = columns;
       const port = local?.split(":")[1];
-      if (port && state && inode) sockets.push({ localPort: Number.parseInt(port, 16), state, inode });
+      if (local && remote && port && state && inode) {
+        sockets.push({ localPort: Number.parseInt(port, 16), local, remote, state, inode });
+      }
     }
   }
   return sockets;
