@@ -8,7 +8,7 @@ import { FileHashIndex } from "../cache/file-hash.js";
 import { type CacheKeyFields, computeCacheKey, IMAGE_FORMAT_VERSION } from "../cache/key.js";
 import { collectKeyFields } from "../cache/key-fields.js";
 import { summarizeCriuErrors } from "../criu/criu-log.js";
-import { findCriu } from "../criu/find-criu.js";
+import { CRIU_INSTALL_FIX, findCriu } from "../criu/find-criu.js";
 import { WarmstartError } from "../errors.js";
 import { createNotifyListener, type NotifyListener } from "../readiness/notify.js";
 import { type CheckpointOutcome, checkpointApp } from "./checkpoint.js";
@@ -51,17 +51,11 @@ export async function launch(options: LaunchOptions): Promise<Launch> {
   let criuPath: string | undefined;
   if (criuFound.found) criuPath = criuFound.criu.path;
   else if (criuFound.reason === "missing") {
-    fallback(
-      "criu-missing",
-      "CRIU was not found, starting without snapshots (run: sudo scripts/install-criu.sh)",
-    );
+    fallback("criu-missing", `CRIU was not found, starting without snapshots (${CRIU_INSTALL_FIX})`);
   } else {
     const what =
       criuFound.reason === "too-old" ? `is version ${criuFound.version.text}` : "does not report a version";
-    fallback(
-      "criu-unusable",
-      `${criuFound.path} ${what}, warmstart needs CRIU >= 4.2 (run: sudo scripts/install-criu.sh)`,
-    );
+    fallback("criu-unusable", `${criuFound.path} ${what}, warmstart needs CRIU >= 4.2 (${CRIU_INSTALL_FIX})`);
   }
   if (!cacheDir.usable)
     fallback("cache-dir-refused", `cache directory refused: ${cacheDir.reason}; starting without snapshots`);

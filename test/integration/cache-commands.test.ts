@@ -7,6 +7,7 @@ import { describe, test } from "node:test";
 import { formatBytes, formatDirectory } from "../../src/commands/format.js";
 import { flipByte } from "../corrupt-file.js";
 import {
+  escapeRegExp,
   fixture,
   freePort,
   listEntries,
@@ -75,10 +76,6 @@ function diskBytes(dir: string): number {
     .split("\n")
     .filter(Boolean)
     .reduce((sum, size) => sum + Number(size), 0);
-}
-
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
 function findPagesFile(imagesDir: string): string {

@@ -69,7 +69,14 @@ describe("options", () => {
   });
 
   test("--ready tcp://localhost:4101 is refused before anything starts", () => {
-    const result = warmstart(["run", "--ready", "tcp://localhost:4101", "--", "node", fixture("never-ready.cjs")]);
+    const result = warmstart([
+      "run",
+      "--ready",
+      "tcp://localhost:4101",
+      "--",
+      "node",
+      fixture("never-ready.cjs"),
+    ]);
     assert.equal(result.code, 2);
     assert.equal(
       result.stderr,

@@ -223,3 +223,7 @@ export function readReports(file: string): Report[] {
     .filter(Boolean)
     .map((line) => JSON.parse(line) as Report);
 }
+
+export function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}

@@ -1,0 +1,69 @@
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  type CriuVersion,
+  isCriuVersionSupported,
+  parseCriuVersion,
+  readCriuVersionOutput,
+} from "../criu/find-criu.js";
+import { runTool } from "./run-tool.js";
+
+export type CriuProbeOutcome =
+  | { readonly isWorking: true; readonly version: CriuVersion }
+  | { readonly isWorking: false; readonly problem: string };
+
+// A process that holds a listening loopback socket: exactly what Debian 13's 4.1.1 fails
+// to dump on kernels >= 6.16, and what every service warmstart checkpoints holds.
+const LISTENER = 'require("node:net").createServer().listen(0, "127.0.0.1", () => console.log("ok"))';
+
+/**
+ * Whether the criu at `path` works here: a supported version, `criu check` passes, and a
+ * real dump of a process with a TCP listener succeeds.
+ */
+export async function probeCriu(path: string): Promise<CriuProbeOutcome> {
+  const version = parseCriuVersion(await readCriuVersionOutput(path));
+  if (!version) return { isWorking: false, problem: `${path} does not report a version` };
+  if (!isCriuVersionSupported(version)) {
+    return { isWorking: false, problem: `${path} is version ${version.text}, warmstart needs >= 4.2` };
+  }
+  const check = await runTool(path, ["check"], { timeoutMs: 60_000 });
+  if (check.exitCode !== 0) return { isWorking: false, problem: `'${path} check' fails: ${check.tail}` };
+  const problem = await dumpListener(path);
+  return problem === undefined ? { isWorking: true, version } : { isWorking: false, problem };
+}
+
+async function dumpListener(criu: string): Promise<string | undefined> {
+  const dir = mkdtempSync(join(tmpdir(), "warmstart-setup-probe-"));
+  // Its own session: CRIU refuses a process whose session leader is outside the dump.
+  const app = spawn(process.execPath, ["-e", LISTENER], {
+    detached: true,
+    stdio: ["ignore", "pipe", "ignore"],
+  });
+  try {
+    const isListening = await new Promise<boolean>((resolve) => {
+      app.stdout.once("data", () => resolve(true));
+      app.once("exit", () => resolve(false));
+    });
+    if (!isListening || app.pid === undefined) return "the probe's listener did not start";
+    app.stdout.destroy();
+    const args = ["dump", "-t", String(app.pid), "-D", dir, "--leave-running", "-o", "dump.log"];
+    const dump = await runTool(criu, args, { timeoutMs: 60_000 });
+    if (dump.exitCode === 0) return undefined;
+    const log = readLog(join(dir, "dump.log"));
+    const firstError = log.split("\n").find((line) => /Error/.test(line)) ?? dump.tail;
+    return `'${criu} dump' of a process with a TCP socket failed: ${firstError}`;
+  } finally {
+    app.kill("SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function readLog(path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return "";
+  }
+}
