@@ -1,5 +1,5 @@
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -36,23 +36,31 @@ export async function probeCriu(path: string): Promise<CriuProbeOutcome> {
 
 async function dumpListener(criu: string): Promise<string | undefined> {
   const dir = mkdtempSync(join(tmpdir(), "warmstart-setup-probe-"));
-  // Its own session: CRIU refuses a process whose session leader is outside the dump.
+  // Output to a file, not a pipe: Node's "pipe" is a socketpair, a unix socket to a process
+  // outside the dump. Its own session: CRIU refuses a process whose session leader is outside.
+  const outputPath = join(dir, "listener.out");
+  const output = openSync(outputPath, "w");
   const app = spawn(process.execPath, ["-e", LISTENER], {
     detached: true,
-    stdio: ["ignore", "pipe", "ignore"],
+    stdio: ["ignore", output, output],
   });
+  closeSync(output);
   try {
-    const isListening = await new Promise<boolean>((resolve) => {
-      app.stdout.once("data", () => resolve(true));
-      app.once("exit", () => resolve(false));
-    });
-    if (!isListening || app.pid === undefined) return "the probe's listener did not start";
-    app.stdout.destroy();
-    const args = ["dump", "-t", String(app.pid), "-D", dir, "--leave-running", "-o", "dump.log"];
+    const isListening = await waitFor(
+      () => readText(outputPath).includes("ok") || app.exitCode !== null,
+      10_000,
+    );
+    if (!isListening || app.exitCode !== null || app.pid === undefined) {
+      return `the probe's listener did not start: ${readText(outputPath).trim()}`;
+    }
+    const imagesDir = join(dir, "images");
+    mkdirSync(imagesDir);
+    const args = ["dump", "-t", String(app.pid), "-D", imagesDir, "--leave-running", "-o", "dump.log"];
     const dump = await runTool(criu, args, { timeoutMs: 60_000 });
     if (dump.exitCode === 0) return undefined;
-    const log = readLog(join(dir, "dump.log"));
-    const firstError = log.split("\n").find((line) => /Error/.test(line)) ?? dump.tail;
+    const log = readText(join(imagesDir, "dump.log"));
+    const firstError =
+      log.split("\n").find((line) => /Error/.test(line) && !/RLIMIT_NOFILE/.test(line)) ?? dump.tail;
     return `'${criu} dump' of a process with a TCP socket failed: ${firstError}`;
   } finally {
     app.kill("SIGKILL");
@@ -60,7 +68,16 @@ async function dumpListener(criu: string): Promise<string | undefined> {
   }
 }
 
-function readLog(path: string): string {
+async function waitFor(condition: () => boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = performance.now() + timeoutMs;
+  while (!condition()) {
+    if (performance.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return true;
+}
+
+function readText(path: string): string {
   try {
     return readFileSync(path, "utf8");
   } catch {
