@@ -2,7 +2,7 @@
 // The CLI dispatches to a command module, and turns errors into messages and exit codes.
 // Commands parse their flags, call the library and print; the library never prints.
 import { readFileSync } from "node:fs";
-import { closest, distance } from "fastest-levenshtein";
+import { suggestClosest } from "./commands/suggest.js";
 import { WarmstartError } from "./errors.js";
 
 const USAGE = `Usage: warmstart <command> [options]
@@ -77,8 +77,8 @@ async function main(argv: string[]): Promise<number> {
 }
 
 function unknownCommand(command: string): WarmstartError {
-  const nearest = closest(command, COMMANDS);
-  const didYouMean = distance(command, nearest) <= 2 ? ` (did you mean ${nearest}?)` : "";
+  const nearest = suggestClosest(command, COMMANDS, 2);
+  const didYouMean = nearest ? ` (did you mean ${nearest}?)` : "";
   return new WarmstartError("invalid-option", `Unknown command ${JSON.stringify(command)}${didYouMean}.`, {
     hint: `commands: ${COMMANDS.join(", ")}`,
   });

@@ -1,11 +1,11 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { type ParseArgsConfig, parseArgs } from "node:util";
-import { closest, distance } from "fastest-levenshtein";
 import { defaultCacheDir, describeUnsafePath } from "../cache/cache-dir.js";
 import { isKeyPrefix, resolveKeyPrefix } from "../cache/entry-select.js";
 import { EntryStore } from "../cache/entry-store.js";
 import { invalidOption, WarmstartError } from "../errors.js";
+import { suggestClosest } from "./suggest.js";
 
 /**
  * parseArgs, with its errors turned into option errors in warmstart's words: an unknown
@@ -69,11 +69,9 @@ function describeParseError(error: Error, code: string, known: string[], usage: 
 /** The known option a typo most likely meant: within two edits, or the only one it starts. */
 function suggestOption(flag: string, known: readonly string[]): string | undefined {
   const name = flag.replace(/^-+/, "").replace(/=.*$/, "");
-  if (name === "" || known.length === 0) return undefined;
-  const starting = known.filter((option) => option.startsWith(name));
+  const starting = known.filter((option) => name !== "" && option.startsWith(name));
   if (starting.length === 1) return starting[0];
-  const nearest = closest(name, [...known]);
-  return distance(name, nearest) <= Math.min(2, Math.floor(nearest.length / 2)) ? nearest : undefined;
+  return suggestClosest(name, known, Math.min(2, Math.floor(name.length / 2)));
 }
 
 /**
