@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# What the tests and the demo need beyond npm packages, on Debian 12 or 13 as root:
-# CRIU >= 4.2 (scripts/install-criu.sh) and a JDK for the JVM example. Idempotent, and
-# quick when everything is there. Run by `npm test` and `npm run demo` before they start.
+# What the tests and the demo need beyond npm packages, on Debian 12 or 13 as root: CRIU
+# (`warmstart setup`, run from this checkout's build) and a JDK for the JVM example.
+# Idempotent, and quick when everything is there. Run by `npm test` and `npm run demo`
+# before they start.
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-bash "$here/install-criu.sh"
+root=$(cd "$(dirname "$0")/.." && pwd)
+cli="$root/dist/bundle/cli.cjs"
+# `npm ci` builds the CLI (its prepare script); a checkout without a build gets one here.
+[ -f "$cli" ] || (cd "$root" && npm run build)
+node "$cli" setup
 if ! command -v javac >/dev/null 2>&1; then
   echo "setup: installing a JDK for examples/jvm-slow-server"
   [ "$(id -u)" -eq 0 ] || { echo "setup: error: javac is missing and installing it needs root" >&2; exit 1; }

@@ -2,6 +2,7 @@
 // The CLI dispatches to a command module, and turns errors into messages and exit codes.
 // Commands parse their flags, call the library and print; the library never prints.
 import { readFileSync } from "node:fs";
+import { suggestClosest } from "./commands/suggest.js";
 import { WarmstartError } from "./errors.js";
 
 const USAGE = `Usage: warmstart <command> [options]
@@ -13,7 +14,11 @@ Commands:
                                             running instance), so its next launch is warm
   bench [options] -- <command> [args...]    measure the app's time to first response, cold
                                             against warm, over --runs launches (default 5)
-  doctor [--json]                           check CRIU and the kernel features warmstart uses
+  setup [--prefix <dir>] [--criu-source <file>]
+                                            build and install the tested CRIU (needs root)
+  doctor [--json] [--pid <pid>]             check CRIU and the kernel features warmstart uses;
+                                            with --pid, what a checkpoint of that process
+                                            cannot carry
   ls [--json]                               list the snapshots: size, age, last use, hits, timings
   rm <key-prefix>... | --all                remove snapshots
   prune [--max-cache-size <size>]           remove abandoned dumps, refused and damaged entries,
@@ -23,7 +28,7 @@ Commands:
 
 The cache commands take --cache-dir <dir> as run does.`;
 
-const COMMANDS = ["run", "prewarm", "bench", "doctor", "ls", "rm", "prune", "verify", "help"];
+const COMMANDS = ["run", "prewarm", "bench", "setup", "doctor", "ls", "rm", "prune", "verify", "help"];
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -34,6 +39,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import("./commands/run.js")).runPrewarmCommand(rest);
     case "bench":
       return (await import("./commands/bench.js")).runBenchCommand(rest);
+    case "setup":
+      return (await import("./commands/setup.js")).runSetupCommand(rest);
     case "doctor":
       return (await import("./doctor/doctor-command.js")).runDoctorCommand(rest);
     case "ls":
@@ -46,11 +53,13 @@ async function main(argv: string[]): Promise<number> {
       return (await import("./commands/verify.js")).runVerifyCommand(rest);
     case "help":
     case "--help":
-    case "-h":
+    case "-h": {
       // Every command prints its own usage for --help.
-      return rest[0] && rest[0] !== "help" && COMMANDS.includes(rest[0])
-        ? main([rest[0], "--help"])
-        : printUsage();
+      const [topic] = rest;
+      if (topic === undefined || topic === "help") return printUsage();
+      if (!COMMANDS.includes(topic)) throw unknownCommand(topic);
+      return main([topic, "--help"]);
+    }
     case "--version":
     case "-V": {
       const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
@@ -63,10 +72,16 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`${USAGE}\n`);
       return 2;
     default:
-      throw new WarmstartError("invalid-option", `Unknown command ${JSON.stringify(command)}.`, {
-        hint: `commands: ${COMMANDS.join(", ")}`,
-      });
+      throw unknownCommand(command);
   }
+}
+
+function unknownCommand(command: string): WarmstartError {
+  const nearest = suggestClosest(command, COMMANDS, 2);
+  const didYouMean = nearest ? ` (did you mean ${nearest}?)` : "";
+  return new WarmstartError("invalid-option", `Unknown command ${JSON.stringify(command)}${didYouMean}.`, {
+    hint: `commands: ${COMMANDS.join(", ")}`,
+  });
 }
 
 function printUsage(): number {

@@ -13,6 +13,7 @@ export type ErrorCode =
   | "app-exited" // the app exited before it was ready
   | "spawn-failed" // the app's executable could not be started
   | "cache-refused" // a cache directory or entry is unsafe to use
+  | "setup-failed" // `warmstart setup` could not fetch, build or install CRIU
   | "not-found" // a cache entry named by the user does not exist
   | "aborted"; // the launch was stopped (a signal) before the app was ready
 

@@ -2,8 +2,23 @@
 export { type CacheDirOutcome, defaultCacheDir } from "./cache/cache-dir.js";
 export type { CacheEntry, LookupOutcome, Manifest } from "./cache/entry-store.js";
 export { type CacheKeyFields, IMAGE_FORMAT_VERSION, VOLATILE_ENV } from "./cache/key.js";
-export { type CriuInstall, type FindCriuOutcome, findCriu, MIN_CRIU_VERSION } from "./criu/find-criu.js";
+export {
+  type CriuInstall,
+  type FindCriuOutcome,
+  findCriu,
+  MIN_CRIU_VERSION,
+  TESTED_CRIU_SERIES,
+} from "./criu/find-criu.js";
 export { type DoctorCheck, type DoctorReport, runDoctor } from "./doctor/doctor-checks.js";
+export {
+  collectFixes,
+  explainDumpFailure,
+  type FindingKind,
+  type PreflightFinding,
+  type PreflightFix,
+  type PreflightReport,
+  runPreflight,
+} from "./doctor/preflight.js";
 export { type ErrorCode, WarmstartError } from "./errors.js";
 export type { AppExit } from "./launch/app-process.js";
 export type { CheckpointOutcome } from "./launch/checkpoint.js";
@@ -12,3 +27,4 @@ export type { FallbackReason, LaunchEvent, LaunchStep } from "./launch/launch-ev
 export { prewarm } from "./launch/prewarm.js";
 export { type InputWatcher, type WatchEvent, watchInputs } from "./launch/watch-inputs.js";
 export { type ProbeSpec, parseProbe } from "./readiness/probe-spec.js";
+export { installCriu, type SetupOptions, type SetupOutcome } from "./setup/install-criu.js";

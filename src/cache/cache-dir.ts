@@ -1,4 +1,4 @@
-import { lstatSync, mkdirSync, statSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 
@@ -32,6 +32,7 @@ export function describeUnsafePath(
     return `${path} cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)})`;
   }
   if (stat.isSymbolicLink()) return `${path} is a symlink`;
+  if (kind === "directory" && stat.isFile()) return `${path} is a file, not a directory`;
   if (kind === "directory" && !stat.isDirectory()) return `${path} is not a directory`;
   if (kind === "file" && !stat.isFile()) return `${path} is not a regular file`;
   const uid = process.getuid?.() ?? 0;
@@ -45,8 +46,11 @@ export function describeUnsafePath(
 
 /** Creates the cache directory (0700) if needed and checks that it is safe to use. */
 export function openCacheDir(dir: string): CacheDirOutcome {
-  const failure = makeDirectories(dir, 0o700);
-  if (failure) return { usable: false, dir, reason: failure };
+  // Whatever is already there is judged as it is (a file there is "a file", not EEXIST).
+  if (!existsSync(dir)) {
+    const failure = makeDirectories(dir, 0o700);
+    if (failure) return { usable: false, dir, reason: failure };
+  }
   const unsafe = describeUnsafePath(dir, "directory");
   if (unsafe) return { usable: false, dir, reason: unsafe };
   return { usable: true, dir };

@@ -1,4 +1,6 @@
 // How sizes, times and tables read in the cache commands' output.
+import { homedir } from "node:os";
+import { sep } from "node:path";
 
 const SIZE_UNITS = ["KiB", "MiB", "GiB", "TiB"] as const;
 
@@ -29,6 +31,14 @@ export function formatCommand(command: readonly string[]): string {
   return command
     .map((arg) => (/^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`))
     .join(" ");
+}
+
+/** A directory as a shell prompt shows it: the home directory as `~`. */
+export function formatDirectory(dir: string, home = homedir()): string {
+  if (home !== "" && home !== sep && (dir === home || dir.startsWith(`${home}${sep}`))) {
+    return `~${dir.slice(home.length)}`;
+  }
+  return dir;
 }
 
 /**

@@ -1,11 +1,22 @@
 import { type ListedEntry, listCacheEntries } from "../cache/entry-list.js";
-import { openStore, parseCommandArgs, rejectPositionals } from "./command-args.js";
-import { formatBytes, formatCommand, formatDuration, renderTable } from "./format.js";
+import { describeEmptyCache, openStore, parseCommandArgs, rejectPositionals } from "./command-args.js";
+import { formatBytes, formatCommand, formatDirectory, formatDuration, renderTable } from "./format.js";
 
 const USAGE = "usage: warmstart ls [--cache-dir <dir>] [--json]";
 
-const HEADER = ["KEY", "COMMAND", "SIZE", "AGE", "LAST USED", "HITS", "COLD MS", "WARM MS"] as const;
-const NUMERIC_COLUMNS = new Set([2, 3, 4, 5, 6, 7]);
+// The directory tells apart two `node server.js` of different apps; it is part of the key.
+const HEADER = [
+  "KEY",
+  "COMMAND",
+  "DIRECTORY",
+  "SIZE",
+  "AGE",
+  "LAST USED",
+  "HITS",
+  "COLD MS",
+  "WARM MS",
+] as const;
+const NUMERIC_COLUMNS = new Set([3, 4, 5, 6, 7, 8]);
 
 /** `warmstart ls`: one line per entry, most recently used first; refused ones are never trusted. */
 export async function runLsCommand(args: string[]): Promise<number> {
@@ -23,14 +34,14 @@ export async function runLsCommand(args: string[]): Promise<number> {
     return 0;
   }
   rejectPositionals(positionals, USAGE);
-  const { cacheDir, store } = openStore(values["cache-dir"]);
+  const { cacheDir, store, isMissing } = openStore(values["cache-dir"]);
   const entries = await listCacheEntries(store);
   if (values.json) {
     process.stdout.write(`${JSON.stringify({ cacheDir, entries: entries.map(toJson) }, null, 2)}\n`);
     return 0;
   }
   if (entries.length === 0) {
-    process.stdout.write(`No snapshots in ${cacheDir}.\n`);
+    process.stdout.write(`${describeEmptyCache(cacheDir, isMissing)}\n`);
     return 0;
   }
   const nowMs = Date.now();
@@ -49,6 +60,7 @@ function toRow(entry: ListedEntry, nowMs: number): string[] {
   return [
     key,
     formatCommand(entry.manifest.command),
+    formatDirectory(entry.manifest.fields.cwd),
     formatBytes(entry.sizeBytes),
     formatDuration(nowMs - Date.parse(entry.manifest.createdAt)),
     `${formatDuration(nowMs - Date.parse(entry.lastUsedAt))} ago`,

@@ -1,6 +1,6 @@
 import { parseSize } from "../cache/parse-size.js";
 import { type KeptEntry, pruneCache } from "../cache/prune.js";
-import { openStore, parseCommandArgs, rejectPositionals } from "./command-args.js";
+import { describeEmptyCache, openStore, parseCommandArgs, rejectPositionals } from "./command-args.js";
 import { formatBytes } from "./format.js";
 
 const USAGE = "usage: warmstart prune [--cache-dir <dir>] [--max-cache-size <size>]";
@@ -23,7 +23,11 @@ export async function runPruneCommand(args: string[]): Promise<number> {
   rejectPositionals(positionals, USAGE);
   const maxCacheSize = values["max-cache-size"];
   const maxBytes = maxCacheSize === undefined ? undefined : parseSize(maxCacheSize);
-  const { store } = openStore(values["cache-dir"]);
+  const { cacheDir, store, isMissing } = openStore(values["cache-dir"]);
+  if (isMissing) {
+    process.stdout.write(`${describeEmptyCache(cacheDir, isMissing)}\n`);
+    return 0;
+  }
   const report = await pruneCache(store, maxBytes === undefined ? {} : { maxBytes });
   const lines = [
     ...report.abandoned.map((path) => `removed ${path} (left by a launch that is gone)`),

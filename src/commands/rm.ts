@@ -1,7 +1,13 @@
 import { removeEntry } from "../cache/entry-remove.js";
 import { listEntryKeys } from "../cache/entry-scan.js";
 import { WarmstartError } from "../errors.js";
-import { checkKeyPrefix, openStore, parseCommandArgs, selectEntry } from "./command-args.js";
+import {
+  checkKeyPrefix,
+  describeEmptyCache,
+  openStore,
+  parseCommandArgs,
+  selectEntry,
+} from "./command-args.js";
 import { formatBytes } from "./format.js";
 
 const USAGE = "usage: warmstart rm <key-prefix>... | --all [--cache-dir <dir>]";
@@ -31,12 +37,12 @@ export async function runRmCommand(args: string[]): Promise<number> {
     );
   }
   for (const prefix of positionals) checkKeyPrefix(prefix);
-  const { cacheDir, store } = openStore(values["cache-dir"]);
+  const { cacheDir, store, isMissing } = openStore(values["cache-dir"]);
   const keys = values.all
     ? listEntryKeys(store)
     : [...new Set(positionals.map((p) => selectEntry(store, p)))];
   if (keys.length === 0) {
-    process.stdout.write(`No snapshots in ${cacheDir}.\n`);
+    process.stdout.write(`${describeEmptyCache(cacheDir, isMissing)}\n`);
     return 0;
   }
   let exitCode = 0;

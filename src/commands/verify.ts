@@ -2,7 +2,13 @@ import { removeEntry } from "../cache/entry-remove.js";
 import { listEntryKeys } from "../cache/entry-scan.js";
 import { verifyEntry } from "../cache/entry-verify.js";
 import { WarmstartError } from "../errors.js";
-import { checkKeyPrefix, openStore, parseCommandArgs, selectEntry } from "./command-args.js";
+import {
+  checkKeyPrefix,
+  describeEmptyCache,
+  openStore,
+  parseCommandArgs,
+  selectEntry,
+} from "./command-args.js";
 
 const USAGE = "usage: warmstart verify [<key-prefix>] [--fix] [--cache-dir <dir>] [--json]";
 
@@ -42,7 +48,7 @@ export async function runVerifyCommand(args: string[]): Promise<number> {
   }
   const [prefix] = positionals;
   if (prefix !== undefined) checkKeyPrefix(prefix);
-  const { cacheDir, store } = openStore(values["cache-dir"]);
+  const { cacheDir, store, isMissing } = openStore(values["cache-dir"]);
   const keys = prefix === undefined ? listEntryKeys(store) : [selectEntry(store, prefix)];
   const verdicts: Verdict[] = [];
   for (const key of keys) {
@@ -72,7 +78,7 @@ export async function runVerifyCommand(args: string[]): Promise<number> {
     return isSound ? 0 : 1;
   }
   if (verdicts.length === 0) {
-    process.stdout.write(`No snapshots in ${cacheDir}.\n`);
+    process.stdout.write(`${describeEmptyCache(cacheDir, isMissing)}\n`);
     return 0;
   }
   const lines = verdicts.map((verdict) => {

@@ -1,11 +1,24 @@
-import { accessSync, constants, statSync } from "node:fs";
-import { delimiter, join } from "node:path";
+import { accessSync, constants, readFileSync, statSync } from "node:fs";
+import { homedir } from "node:os";
+import { delimiter, join, resolve } from "node:path";
 import { criuVersion } from "../exec/command-lines.js";
 import { runToCompletion } from "../exec/owned-process.js";
 
 /** CRIU 4.2 is the first release that works here: 3.17 fails on the [vvar_vclock] vDSO
  * mapping of kernel 6.18, 4.1 cannot dump inet sockets on kernels >= 6.16. */
 export const MIN_CRIU_VERSION = { major: 4, minor: 2 } as const;
+
+/**
+ * The release series warmstart's tests ran against (`warmstart setup` builds it; a newer
+ * one only on request). A later CRIU may change image formats or flags under us.
+ */
+export const TESTED_CRIU_SERIES = { major: 4, minor: 2 } as const;
+
+/** "4.2.x": the tested series as messages show it. */
+export const TESTED_CRIU_TEXT = `${TESTED_CRIU_SERIES.major}.${TESTED_CRIU_SERIES.minor}.x`;
+
+/** What every message that finds CRIU missing or unusable tells the user to run. */
+export const CRIU_INSTALL_FIX = "run: sudo warmstart setup";
 
 export interface CriuVersion {
   readonly major: number;
@@ -32,10 +45,12 @@ export type FindCriuOutcome =
     };
 
 /**
- * PATH order, like a shell, then the sbin directories a non-root PATH often lacks
- * (scripts/install-criu.sh installs into /usr/local/sbin). $WARMSTART_CRIU overrides all.
+ * $WARMSTART_CRIU overrides all; then the criu `warmstart setup --prefix` installed (it
+ * records where, since a prefix is rarely on PATH); then PATH order, like a shell, then the
+ * sbin directories a non-root PATH often lacks (`warmstart setup` installs into
+ * /usr/local/sbin by default).
  */
-export function listCriuCandidates(env: NodeJS.ProcessEnv): string[] {
+export function listCriuCandidates(env: NodeJS.ProcessEnv, recordedPath?: string): string[] {
   if (env.WARMSTART_CRIU) return [env.WARMSTART_CRIU];
   const dirs = [
     ...(env.PATH ?? "").split(delimiter).filter(Boolean),
@@ -43,7 +58,29 @@ export function listCriuCandidates(env: NodeJS.ProcessEnv): string[] {
     "/usr/sbin",
     "/sbin",
   ];
-  return [...new Set(dirs.map((dir) => join(dir, "criu")))];
+  return [...new Set([...(recordedPath ? [recordedPath] : []), ...dirs.map((dir) => join(dir, "criu"))])];
+}
+
+/** Where `warmstart setup --prefix` records the criu it installed: per user, like a config. */
+export function criuRecordPath(env: NodeJS.ProcessEnv = process.env): string {
+  const configHome = env.XDG_CONFIG_HOME ? resolve(env.XDG_CONFIG_HOME) : join(homedir(), ".config");
+  return join(configHome, "warmstart", "criu.json");
+}
+
+/** The recorded criu's path, or undefined when there is no (readable, well-formed) record. */
+export function readRecordedCriuPath(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync(criuRecordPath(env), "utf8");
+  } catch {
+    return undefined;
+  }
+  try {
+    const record = JSON.parse(text) as { path?: unknown };
+    return typeof record.path === "string" && record.path.startsWith("/") ? record.path : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function isExecutableFile(path: string): boolean {
@@ -61,6 +98,10 @@ export function parseCriuVersion(output: string): CriuVersion | undefined {
   const [, major, minor, patch] = match;
   const version = { major: Number(major), minor: Number(minor), patch: Number(patch ?? 0) };
   return { ...version, text: `${version.major}.${version.minor}.${version.patch}` };
+}
+
+export function isCriuVersionTested(version: CriuVersion): boolean {
+  return version.major === TESTED_CRIU_SERIES.major && version.minor === TESTED_CRIU_SERIES.minor;
 }
 
 export function isCriuVersionSupported(version: CriuVersion): boolean {
@@ -83,7 +124,7 @@ export async function findCriu(
   env: NodeJS.ProcessEnv = process.env,
   memo?: VersionMemo,
 ): Promise<FindCriuOutcome> {
-  const searched = listCriuCandidates(env);
+  const searched = listCriuCandidates(env, readRecordedCriuPath(env));
   const path = searched.find(isExecutableFile);
   if (!path) return { found: false, reason: "missing", searched };
   const read = () => readCriuVersionOutput(path);

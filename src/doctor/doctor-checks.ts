@@ -1,8 +1,22 @@
-import { accessSync, constants, readFileSync } from "node:fs";
+import { accessSync, constants } from "node:fs";
 import { release } from "node:os";
 import { delimiter, join } from "node:path";
-import { findCriu } from "../criu/find-criu.js";
+import {
+  CRIU_INSTALL_FIX,
+  findCriu,
+  isCriuVersionTested,
+  readRecordedCriuPath,
+  TESTED_CRIU_TEXT,
+} from "../criu/find-criu.js";
 import { criuCheck } from "../exec/command-lines.js";
+import {
+  checkCapabilities,
+  checkContainer,
+  checkLsm,
+  checkRestoreNamespace,
+  checkSeccomp,
+  readConfinement,
+} from "./container-checks.js";
 import { runFunctionalProbe } from "./functional-probe.js";
 
 export type CheckStatus = "ok" | "missing" | "broken" | "info";
@@ -21,8 +35,6 @@ export interface DoctorReport {
   readonly checks: readonly DoctorCheck[];
   readonly canBeWarm: boolean;
 }
-
-const INSTALL_FIX = "run: sudo scripts/install-criu.sh (from the warmstart package)";
 
 /** CRIU features warmstart relies on, as `criu check --feature` names them. */
 const FEATURES: readonly { feature: string; why: string; isRequired: boolean; fix: string }[] = [
@@ -89,25 +101,38 @@ const TOOLS: readonly { tool: string; why: string; isRequired: boolean; fix: str
 export async function runDoctor(env: NodeJS.ProcessEnv = process.env): Promise<DoctorReport> {
   const checks: DoctorCheck[] = [];
   checks.push({ name: "kernel", status: "info", detail: release(), isRequired: false });
-  checks.push(checkPrivileges());
+  checks.push(checkContainer(env));
+  const confinement = readConfinement();
+  checks.push(checkCapabilities(confinement), checkSeccomp(confinement), checkLsm(confinement));
+  checks.push(await checkRestoreNamespace());
 
   const criu = await findCriu(env);
   if (criu.found) {
+    const { path, version } = criu.criu;
+    const recorded = readRecordedCriuPath(env) === path ? ", installed by warmstart setup --prefix" : "";
     checks.push({
       name: "criu",
       status: "ok",
-      detail: `${criu.criu.version.text} at ${criu.criu.path}`,
+      detail: isCriuVersionTested(version)
+        ? `${version.text} at ${path} (tested: ${TESTED_CRIU_TEXT}${recorded})`
+        : `${version.text} at ${path} (not a version warmstart was tested with: ${TESTED_CRIU_TEXT}${recorded}; \`warmstart setup --force\` installs one)`,
       isRequired: true,
     });
   } else if (criu.reason === "missing") {
-    checks.push({ name: "criu", status: "missing", detail: "not found", fix: INSTALL_FIX, isRequired: true });
+    checks.push({
+      name: "criu",
+      status: "missing",
+      detail: "not found",
+      fix: CRIU_INSTALL_FIX,
+      isRequired: true,
+    });
   } else {
     const version = criu.reason === "too-old" ? `${criu.version.text} ` : "";
     checks.push({
       name: "criu",
       status: "broken",
       detail: `${version}at ${criu.path}: warmstart needs CRIU >= 4.2 (3.17 fails on kernels with [vvar_vclock], 4.1 cannot dump TCP sockets on Linux >= 6.16)`,
-      fix: INSTALL_FIX,
+      fix: CRIU_INSTALL_FIX,
       isRequired: true,
     });
   }
@@ -174,28 +199,6 @@ function skippedProbe(): DoctorCheck {
 
 function finish(checks: DoctorCheck[]): DoctorReport {
   return { checks, canBeWarm: checks.every((check) => !check.isRequired || check.status === "ok") };
-}
-
-function checkPrivileges(): DoctorCheck {
-  // CRIU needs CAP_SYS_ADMIN and CAP_CHECKPOINT_RESTORE (bits 21 and 40); root has both.
-  const capEff = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync("/proc/self/status", "utf8"))?.[1] ?? "0";
-  const caps = BigInt(`0x${capEff}`);
-  const hasCaps = (caps & (1n << 21n)) !== 0n && (caps & (1n << 40n)) !== 0n;
-  const who = process.getuid?.() === 0 ? "root" : `uid ${process.getuid?.()}`;
-  return hasCaps
-    ? {
-        name: "privileges",
-        status: "ok",
-        detail: `${who} with CAP_SYS_ADMIN and CAP_CHECKPOINT_RESTORE`,
-        isRequired: true,
-      }
-    : {
-        name: "privileges",
-        status: "missing",
-        detail: `${who} lacks CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE`,
-        fix: "run warmstart as root (or grant both capabilities)",
-        isRequired: true,
-      };
 }
 
 function findInPath(tool: string, env: NodeJS.ProcessEnv): string | undefined {

@@ -3,6 +3,7 @@ import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
+import { summarizeCriuErrors } from "../criu/criu-log.js";
 import { launch } from "../launch/launch.js";
 import type { FallbackReason } from "../launch/launch-events.js";
 import type { DoctorCheck } from "./doctor-checks.js";
@@ -62,7 +63,9 @@ export async function runFunctionalProbe(env: NodeJS.ProcessEnv): Promise<Doctor
     await cold.exited;
     if (!checkpoint?.saved) {
       const why =
-        checkpoint && !checkpoint.saved && "errors" in checkpoint ? checkpoint.errors[0] : "no checkpoint";
+        checkpoint && !checkpoint.saved && "errors" in checkpoint
+          ? summarizeCriuErrors(checkpoint.errors)
+          : "no checkpoint";
       return broken(`criu dump failed: ${why}`);
     }
     const warm = await launch(common);

@@ -206,6 +206,11 @@ export function pythonScript(python: string, script: string, args: readonly stri
   return [python, "-I", "-S", "-u", "-c", script, ...args];
 }
 
+/** Every unix socket of the network namespace with its peer (pre-flight: who the app talks to). */
+export function ssUnixSockets(): CommandLine {
+  return ["ss", "-x", "-a", "-n", "-H"];
+}
+
 /** The in-namespace readiness probe of a prewarm: this Node running one of warmstart's files. */
 export function nodeScript(file: string, args: readonly string[]): CommandLine {
   return [process.execPath, file, ...args];

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { WarmstartError } from "../errors.js";
+import { parseProbe } from "../readiness/probe-spec.js";
 
 /** What `warmstart.config.json` (or package.json's "warmstart" field) may say. CLI flags win. */
 export interface ConfigFile {
@@ -83,5 +84,17 @@ export function validateConfig(value: unknown, source: string): ConfigFile {
       );
     }
   }
-  return { ...(value as Omit<ConfigFile, "source">), source };
+  const config = value as Omit<ConfigFile, "source">;
+  // Probe syntax is checked here, where the field is known: a bad value is the file's
+  // mistake, and a message naming --ready would send the user looking at the command line.
+  for (const probe of config.ready ?? []) {
+    try {
+      parseProbe(probe, "/", `"ready" in ${source}`);
+    } catch (error) {
+      throw error instanceof WarmstartError
+        ? new WarmstartError("invalid-config", error.shortMessage, { cause: error })
+        : error;
+    }
+  }
+  return { ...config, source };
 }

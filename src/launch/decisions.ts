@@ -4,7 +4,7 @@
 import type { NeverSlowerDecision } from "../cache/entry-stats.js";
 import type { CacheEntry, LookupOutcome } from "../cache/entry-store.js";
 import { summarizeCriuErrors } from "../criu/criu-log.js";
-import type { FindCriuOutcome } from "../criu/find-criu.js";
+import { CRIU_INSTALL_FIX, type FindCriuOutcome } from "../criu/find-criu.js";
 import type { FallbackReason } from "./launch-events.js";
 import { describePortHolder, type PortHolder } from "./proc-sockets.js";
 
@@ -17,22 +17,19 @@ export interface Fallback {
 /** How the launch used the cache, for its report. */
 export type CacheUse = "hit" | "miss" | "bypassed" | "unavailable";
 
-/** What to tell users when CRIU is missing or unusable. */
-export const INSTALL_HINT = "run: sudo scripts/install-criu.sh";
-
 /** Whether snapshots are possible at all on this launch; null when they are. */
 export function judgeCriu(found: FindCriuOutcome): Fallback | null {
   if (found.found) return null;
   if (found.reason === "missing") {
     return {
       reason: "criu-missing",
-      message: `CRIU was not found, starting without snapshots (${INSTALL_HINT})`,
+      message: `CRIU was not found, starting without snapshots (${CRIU_INSTALL_FIX})`,
     };
   }
   const what = found.reason === "too-old" ? `is version ${found.version.text}` : "does not report a version";
   return {
     reason: "criu-unusable",
-    message: `${found.path} ${what}, warmstart needs CRIU >= 4.2 (${INSTALL_HINT})`,
+    message: `${found.path} ${what}, warmstart needs CRIU >= 4.2 (${CRIU_INSTALL_FIX})`,
   };
 }
 

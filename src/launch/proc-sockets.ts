@@ -6,6 +6,9 @@ export interface TcpSocket {
   /** "127.0.0.1", "::1", "0.0.0.0", "::". */
   readonly localAddress: string;
   readonly localPort: number;
+  /** As the kernel prints them: hex address (in host byte order per 32-bit word), ":", hex port. */
+  readonly local: string;
+  readonly remote: string;
   /** Kernel TCP state, hex as the kernel prints it: "0A" is LISTEN. */
   readonly state: string;
   readonly inode: string;
@@ -44,15 +47,12 @@ export function readTcpSockets(pid: number | "self"): TcpSocket[] {
       continue;
     }
     for (const line of text.split("\n").slice(1)) {
-      const [, local, , state, , , , , , inode] = line.trim().split(/\s+/);
+      const [, local, remote, state, , , , , , inode] = line.trim().split(/\s+/);
       const [address, port] = local?.split(":") ?? [];
-      if (address && port && state && inode)
-        sockets.push({
-          localAddress: decodeAddress(address),
-          localPort: Number.parseInt(port, 16),
-          state,
-          inode,
-        });
+      if (local && remote && address && port && state && inode) {
+        const localPort = Number.parseInt(port, 16);
+        sockets.push({ localAddress: decodeAddress(address), localPort, local, remote, state, inode });
+      }
     }
   }
   return sockets;

@@ -1,7 +1,7 @@
 import type { NotifyListener } from "../readiness/notify.js";
 import type { OutputLines } from "../readiness/output-lines.js";
 import { describeProbe, type ProbeSpec } from "../readiness/probe-spec.js";
-import { waitUntilReady } from "../readiness/wait-ready.js";
+import { describePendingProbes, waitUntilReady } from "../readiness/wait-ready.js";
 import type { AppProcess } from "./app-process.js";
 import type { ResolvedOptions } from "./launch-options.js";
 import { isNetworkProbe, waitForNetworkProbesInside } from "./private-network.js";
@@ -40,7 +40,7 @@ export async function waitForReadiness(
   if (outcome.ready)
     return app.hasExited() ? { ready: false, reason: "app-exited", detail: "" } : { ready: true };
   if (outcome.reason === "aborted") return { ready: false, reason: "app-exited", detail: "" };
-  return { ready: false, reason: "timeout", detail: outcome.pending.map(describeProbe).join(", ") };
+  return { ready: false, reason: "timeout", detail: describePendingProbes(outcome) };
 }
 
 function mergeOutput(app: AppProcess): OutputLines {

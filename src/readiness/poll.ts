@@ -1,16 +1,22 @@
 import { setTimeout as delay } from "node:timers/promises";
+import type { Attempt } from "./attempt.js";
 
 /**
- * Runs `attempt` every `intervalMs` until it returns true (resolves true) or `signal`
- * aborts (resolves false). Each attempt gets the signal so it can stop mid-way.
+ * Runs `attempt` every `intervalMs` until it passes (resolves true) or `signal` aborts
+ * (resolves false). Each attempt gets the signal so it can stop mid-way; each failed one is
+ * told to `onFailure`, so the caller knows what the probe saw last.
  */
 export async function pollUntil(
-  attempt: (signal: AbortSignal) => Promise<boolean>,
+  attempt: (signal: AbortSignal) => Promise<Attempt>,
   intervalMs: number,
   signal: AbortSignal,
+  onFailure: (detail: string) => void,
 ): Promise<boolean> {
   while (!signal.aborted) {
-    if (await attempt(signal)) return true;
+    const result = await attempt(signal);
+    if (result.isPassed) return true;
+    // An attempt cut short by the end of the wait saw nothing worth reporting.
+    if (!signal.aborted) onFailure(result.detail);
     await delay(intervalMs, undefined, { signal }).catch(() => {});
   }
   return false;

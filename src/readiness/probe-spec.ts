@@ -1,3 +1,4 @@
+import { isIP } from "node:net";
 import { resolve } from "node:path";
 import { invalidOption } from "../errors.js";
 
@@ -18,7 +19,8 @@ export type ProbeSpec =
   | { kind: "file"; path: string; existedAs?: FileIdentity }
   | { kind: "notify" };
 
-const OPTION = "--ready";
+/** The name messages give a probe's source: the flag, or a config file's field. */
+const DEFAULT_OPTION = "--ready";
 const ANY_FORM =
   "a readiness probe: tcp:<port>, tcp:<host>:<port>, http://<url>, https://<url>, log:<regex>, file:<path> or notify";
 const TCP_FORM =
@@ -30,23 +32,26 @@ const TCP_FORM =
  */
 const DEFAULT_TCP_HOST = "localhost";
 
-/** Parses one `--ready` value; a relative `file:` path is resolved against `cwd` (the app's). */
-export function parseProbe(text: string, cwd: string): ProbeSpec {
+/**
+ * Parses one `--ready` value; a relative `file:` path is resolved against `cwd` (the app's).
+ * `option` names where the value came from in messages (a config file's field, say).
+ */
+export function parseProbe(text: string, cwd: string, option = DEFAULT_OPTION): ProbeSpec {
   if (text === "notify") return { kind: "notify" };
-  if (/^https?:\/\//i.test(text)) return parseHttp(text);
+  if (/^https?:\/\//i.test(text)) return parseHttp(text, option);
   const colon = text.indexOf(":");
   const scheme = colon === -1 ? "" : text.slice(0, colon);
   const rest = text.slice(colon + 1);
   switch (scheme) {
     case "tcp":
-      return parseTcp(rest, text);
+      return parseTcp(rest, text, option);
     case "log":
-      return parseLog(rest, text);
+      return parseLog(rest, text, option);
     case "file":
-      if (rest === "") throw invalidOption(OPTION, "file:<path> with a non-empty path", text);
+      if (rest === "") throw invalidOption(option, "file:<path> with a non-empty path", text);
       return { kind: "file", path: resolve(cwd, rest) };
     default:
-      throw invalidOption(OPTION, ANY_FORM, text);
+      throw invalidOption(option, ANY_FORM, text);
   }
 }
 
@@ -66,37 +71,50 @@ export function describeProbe(spec: ProbeSpec): string {
   }
 }
 
-function parseTcp(rest: string, text: string): ProbeSpec {
+/** A host name: labels of letters, digits, hyphens (and underscores, which /etc/hosts allows). */
+const HOST_NAME = /^[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?)*\.?$/i;
+
+function parseTcp(rest: string, text: string, option: string): ProbeSpec {
+  // tcp://host:port reads like a URL, but the probe is not one: without this, "//localhost"
+  // would be taken for a host name that never resolves, and the launch would wait it out.
+  if (rest.startsWith("//")) {
+    throw invalidOption(option, `tcp:<host>:<port> without "//", as in tcp:${rest.slice(2)}`, text);
+  }
   const split = /^(?:(?<host>\[[^\]]+\]|[^:[\]]+):)?(?<port>\d+)$/.exec(rest);
   const port = Number(split?.groups?.port);
   if (!split || !Number.isInteger(port) || port < 1 || port > 65535)
-    throw invalidOption(OPTION, TCP_FORM, text);
-  const host = split.groups?.host?.replace(/^\[(.*)\]$/, "$1") ?? DEFAULT_TCP_HOST;
+    throw invalidOption(option, TCP_FORM, text);
+  const bracketed = split.groups?.host;
+  const host = bracketed?.replace(/^\[(.*)\]$/, "$1") ?? DEFAULT_TCP_HOST;
+  const isBracketed = bracketed !== undefined && bracketed !== host;
+  if (isBracketed ? isIP(host) !== 6 : isIP(host) === 0 && !HOST_NAME.test(host)) {
+    throw invalidOption(option, `${TCP_FORM}; ${JSON.stringify(host)} is not a host name or address`, text);
+  }
   return { kind: "tcp", host, port };
 }
 
-function parseHttp(text: string): ProbeSpec {
+function parseHttp(text: string, option: string): ProbeSpec {
   let url: URL;
   try {
     url = new URL(text);
   } catch (error) {
     throw invalidOption(
-      OPTION,
+      option,
       `an http(s) URL such as http://127.0.0.1:3000/health (${messageOf(error)})`,
       text,
     );
   }
-  if (url.hostname === "") throw invalidOption(OPTION, "an http(s) URL with a host", text);
+  if (url.hostname === "") throw invalidOption(option, "an http(s) URL with a host", text);
   return { kind: "http", url: url.href };
 }
 
-function parseLog(source: string, text: string): ProbeSpec {
-  if (source === "") throw invalidOption(OPTION, "log:<regex> with a non-empty regular expression", text);
+function parseLog(source: string, text: string, option: string): ProbeSpec {
+  if (source === "") throw invalidOption(option, "log:<regex> with a non-empty regular expression", text);
   try {
     return { kind: "log", pattern: new RegExp(source), source };
   } catch (error) {
     throw invalidOption(
-      OPTION,
+      option,
       `log:<regex> with a valid JavaScript regular expression (${messageOf(error)})`,
       text,
     );

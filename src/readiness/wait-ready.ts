@@ -1,8 +1,8 @@
 import { invalidOption } from "../errors.js";
 import type { NotifyListener } from "./notify.js";
 import type { OutputLines } from "./output-lines.js";
-import type { ProbeSpec } from "./probe-spec.js";
-import { runProbe } from "./run-probe.js";
+import { describeProbe, type ProbeSpec } from "./probe-spec.js";
+import { describeEventProbeMiss, runProbe } from "./run-probe.js";
 
 export interface WaitReadyOptions {
   /** All must pass, each once; a probe that passed stays passed. */
@@ -21,7 +21,14 @@ export interface WaitReadyOptions {
 
 export type ReadyOutcome =
   | { ready: true; elapsedMs: number }
-  | { ready: false; reason: "timeout"; elapsedMs: number; pending: ProbeSpec[] }
+  | {
+      ready: false;
+      reason: "timeout";
+      elapsedMs: number;
+      pending: ProbeSpec[];
+      /** What each pending probe saw last, in the order of `pending`. */
+      lastResults: string[];
+    }
   | { ready: false; reason: "aborted"; elapsedMs: number };
 
 /** setTimeout fires after 1 ms when given more than this; longer waits are re-armed. */
@@ -51,6 +58,7 @@ export async function waitUntilReady(options: WaitReadyOptions): Promise<ReadyOu
 
   const stop = new AbortController();
   const passed = new Set<number>();
+  const lastResults = new Map<number, string>();
   let runs: Promise<void>[] = [];
   const outcome = await new Promise<ReadyOutcome>((resolve, reject) => {
     let timer: NodeJS.Timeout | undefined;
@@ -70,14 +78,28 @@ export async function waitUntilReady(options: WaitReadyOptions): Promise<ReadyOu
         timer = setTimeout(onTimer, Math.min(Math.ceil(leftMs), MAX_TIMER_MS));
         return;
       }
-      const pending = probes.filter((_, index) => !passed.has(index));
-      finish({ ready: false, reason: "timeout", elapsedMs: elapsedMs(), pending });
+      const indexes = probes.map((_, index) => index).filter((index) => !passed.has(index));
+      finish({
+        ready: false,
+        reason: "timeout",
+        elapsedMs: elapsedMs(),
+        pending: indexes.map((index) => probes[index] as ProbeSpec),
+        lastResults: indexes.map((index) =>
+          describeLastResult(probes[index] as ProbeSpec, lastResults.get(index)),
+        ),
+      });
     };
     signal?.addEventListener("abort", onAbort, { once: true });
     timer = setTimeout(onTimer, Math.min(timeoutMs, MAX_TIMER_MS));
     if (probes.length === 0) finish({ ready: true, elapsedMs: elapsedMs() });
-    const context = { output, notify, pollIntervalMs, signal: stop.signal };
     runs = probes.map(async (probe, index) => {
+      const context = {
+        output,
+        notify,
+        pollIntervalMs,
+        signal: stop.signal,
+        onFailure: (detail: string) => lastResults.set(index, detail),
+      };
       try {
         if (!(await runProbe(probe, context))) return;
       } catch (error) {
@@ -89,4 +111,22 @@ export async function waitUntilReady(options: WaitReadyOptions): Promise<ReadyOu
   });
   await Promise.all(runs);
   return outcome;
+}
+
+function describeLastResult(probe: ProbeSpec, lastResult: string | undefined): string {
+  if (probe.kind === "log" || probe.kind === "notify") return describeEventProbeMiss(probe);
+  return lastResult === undefined ? "no try finished" : `last try: ${lastResult}`;
+}
+
+/**
+ * The probes a timeout left pending, each with what it saw last:
+ * `tcp:localhost:4101 (connection refused), http://127.0.0.1:3000/health (HTTP 404)`.
+ */
+export function describePendingProbes(outcome: {
+  pending: readonly ProbeSpec[];
+  lastResults: readonly string[];
+}): string {
+  return outcome.pending
+    .map((probe, index) => `${describeProbe(probe)} (${outcome.lastResults[index] ?? "no try finished"})`)
+    .join(", ");
 }

@@ -5,9 +5,10 @@ import { chmodSync, chownSync, cpSync, mkdirSync, readdirSync, readFileSync } fr
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { currentOwner, formatOwnerTag } from "../../src/cache/owner-stamp.js";
-import { formatBytes } from "../../src/commands/format.js";
+import { formatBytes, formatDirectory } from "../../src/commands/format.js";
 import { flipByte } from "../corrupt-file.js";
 import {
+  escapeRegExp,
   fixture,
   freePort,
   listEntries,
@@ -78,10 +79,6 @@ function diskBytes(dir: string): number {
     .reduce((sum, size) => sum + Number(size), 0);
 }
 
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-}
-
 function findPagesFile(imagesDir: string): string {
   const pages = readdirSync(imagesDir).find((name) => /^pages-\d+\.img$/.test(name));
   assert.ok(pages, `no pages file in ${imagesDir}`);
@@ -122,10 +119,11 @@ describe("cache commands", () => {
     const sizes = [two, one].map((key) => formatBytes(diskBytes(join(cacheDir, "v1", key))));
     const sizeWidth = Math.max(4, ...sizes.map((size) => size.length));
     const commandWidth = command("one").length;
+    const directory = formatDirectory(readManifest(cacheDir, one).fields.cwd);
     const coldWidth = (key: string) => String(readManifest(cacheDir, key).coldReadyMs).padStart(7);
     const row = (key: string, name: string, size: string) =>
       new RegExp(
-        `^${escapeRegExp(`${key.slice(0, 12)}  ${command(name)}  ${size.padStart(sizeWidth)}  `)}` +
+        `^${escapeRegExp(`${key.slice(0, 12)}  ${command(name)}  ${directory}  ${size.padStart(sizeWidth)}  `)}` +
           // Age and last use: the seconds since the launch above, in columns of fixed width.
           `(?: \\d|\\d\\d)[sm]  (?:   \\d|  \\d\\d)[sm] ago` +
           `${escapeRegExp(`     0  ${coldWidth(key)}        -`)}$`,
@@ -134,7 +132,7 @@ describe("cache commands", () => {
     assert.equal(lines.length, 4, table.stdout);
     assert.equal(
       lines[0],
-      `KEY           ${"COMMAND".padEnd(commandWidth)}  ${"SIZE".padStart(sizeWidth)}  AGE  LAST USED  HITS  COLD MS  WARM MS`,
+      `KEY           ${"COMMAND".padEnd(commandWidth)}  ${"DIRECTORY".padEnd(directory.length)}  ${"SIZE".padStart(sizeWidth)}  AGE  LAST USED  HITS  COLD MS  WARM MS`,
     );
     assert.match(lines[1] ?? "", row(two, "two", sizes[0] ?? ""));
     assert.match(lines[2] ?? "", row(one, "one", sizes[1] ?? ""));

@@ -252,7 +252,9 @@ describe("warmstart run", () => {
     assert.equal(exit.code, 1);
     assert.match(
       run.stderr,
-      new RegExp(`error: The app was not ready after 1.5 s: tcp:localhost:${port} never passed`),
+      new RegExp(
+        `error: The app was not ready after 1.5 s: tcp:localhost:${port} \\(last try: connection refused\\) never passed`,
+      ),
     );
     assert.equal(isAlive(Number(pid)), false);
     assert.deepEqual(listEntries(cacheDir), []);

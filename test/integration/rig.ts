@@ -67,7 +67,7 @@ export function useIntegrationRig(): void {
     const criu = await findCriu();
     assert.ok(
       criu.found,
-      `CRIU >= 4.2 is required for the integration tests (run scripts/install-criu.sh): ${JSON.stringify(criu)}`,
+      `CRIU >= 4.2 is required for the integration tests (run: sudo node dist/bundle/cli.cjs setup, or npm test, whose pretest does): ${JSON.stringify(criu)}`,
     );
   });
   after(async () => {
@@ -224,4 +224,8 @@ export function readReports(file: string): Report[] {
     .split("\n")
     .filter(Boolean)
     .map((line) => JSON.parse(line) as Report);
+}
+
+export function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }

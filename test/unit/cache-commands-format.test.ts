@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { formatBytes, formatCommand, formatDuration, renderTable } from "../../src/commands/format.js";
+import {
+  formatBytes,
+  formatCommand,
+  formatDirectory,
+  formatDuration,
+  renderTable,
+} from "../../src/commands/format.js";
 
 describe("cache command formatting", () => {
   test("sizes in powers of 1024, one decimal under 10", () => {
@@ -17,6 +23,13 @@ describe("cache command formatting", () => {
       ),
       ["0s", "0s", "59s", "1m", "59m", "1h", "23h", "1d", "30d"],
     );
+  });
+
+  test("directories with the home directory as ~", () => {
+    assert.equal(formatDirectory("/root/app", "/root"), "~/app");
+    assert.equal(formatDirectory("/root", "/root"), "~");
+    assert.equal(formatDirectory("/rootfs/app", "/root"), "/rootfs/app");
+    assert.equal(formatDirectory("/srv/app", "/"), "/srv/app");
   });
 
   test("commands read back by a shell", () => {

@@ -145,6 +145,20 @@ describe("dropOlderEntriesOfCommand", () => {
     assert.deepEqual(dropped, [older.key]);
     assert.deepEqual(listEntryKeys(store), [otherCwd.key, otherCommand.key, prefixCommand.key, landed.key]);
   });
+
+  test("keeps the same command in the same directory with another environment: a configuration, not an older version", async () => {
+    // PORT=3000 and PORT=3001 of one app, launched by turns: dropping one for the other
+    // would make every launch of each cold.
+    const store = makeStore().store;
+    const command = ["node", "server.js"];
+    const port3000 = await commitFakeEntry(store, fakeKey("01"), { command, env: { PORT: "digest-3000" } });
+    const older3001 = await commitFakeEntry(store, fakeKey("02"), { command, env: { PORT: "digest-3001" } });
+    const landed = await commitFakeEntry(store, fakeKey("03"), { command, env: { PORT: "digest-3001" } });
+    const landedEntry = await store.lookup(landed.key);
+    assert.ok(landedEntry.hit);
+    assert.deepEqual(dropOlderEntriesOfCommand(store, landedEntry.entry.manifest), [older3001.key]);
+    assert.deepEqual(listEntryKeys(store), [port3000.key, landed.key]);
+  });
 });
 
 describe("parseSize", () => {

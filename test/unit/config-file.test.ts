@@ -40,6 +40,12 @@ describe("config file", () => {
     assert.throws(() => validateConfig({ ready: "tcp:3000" }, "c.json"), {
       shortMessage: 'Expected "ready" in c.json to be a list of probes (strings), got "tcp:3000".',
     });
+    // A probe the parser refuses is blamed on the field, not on the --ready flag.
+    assert.throws(() => validateConfig({ ready: ["tcp:3000", "tcp://localhost:4101"] }, "c.json"), {
+      code: "invalid-config",
+      shortMessage:
+        'Expected "ready" in c.json to be tcp:<host>:<port> without "//", as in tcp:localhost:4101, got "tcp://localhost:4101".',
+    });
     assert.throws(() => validateConfig({ readyTimout: 5 }, "c.json"), {
       shortMessage: 'Unknown field "readyTimout" in c.json.',
       hint: "known fields: ready, readyTimeout, inputs, envIgnore, maxCacheSize",

@@ -98,12 +98,16 @@ describe("criu", () => {
   test("wrappers: the parent-death guard unless detached, the namespaces, the notify redirect", () => {
     const app = ["node", "app.js"] as const;
     assert.deepEqual(dieWithParentUnless(false, app), [
-      "setpriv",
-      "--pdeathsig",
-      "KILL",
-      "--",
-      "node",
-      "app.js",
+      ...[
+        "setpriv",
+        "--pdeathsig",
+        "KILL",
+        "--",
+        "sh",
+        "-c",
+        '[ "$PPID" = "$1" ] || exit 125; shift; exec "$@"',
+      ],
+      ...["warmstart-guard", String(process.pid), "node", "app.js"],
     ]);
     assert.deepEqual(dieWithParentUnless(true, app), ["node", "app.js"]);
     assert.deepEqual(inNewPidNamespace(true, app), [

@@ -34,7 +34,14 @@ export function fakeKey(prefix: string): string {
 export async function commitFakeEntry(
   store: EntryStore,
   key: string,
-  options: { command?: string[]; cwd?: string; pagesBytes?: number; createdAt?: string } = {},
+  options: {
+    command?: string[];
+    cwd?: string;
+    /** The key's environment digests (variable -> digest). */
+    env?: Record<string, string>;
+    pagesBytes?: number;
+    createdAt?: string;
+  } = {},
 ): Promise<FakeEntry> {
   const pending = store.createPending(key);
   writeFileSync(join(pending.imagesDir, "core-1.img"), "metadata image");
@@ -43,8 +50,8 @@ export async function commitFakeEntry(
   const entry = await store.commit(pending.dir, {
     formatVersion: IMAGE_FORMAT_VERSION,
     key,
-    // Only cwd is read by the code under test; the rest of the key is the launch's business.
-    fields: { formatVersion: IMAGE_FORMAT_VERSION, cwd } as CacheKeyFields,
+    // Only cwd and env are read by the code under test; the rest of the key is the launch's business.
+    fields: { formatVersion: IMAGE_FORMAT_VERSION, cwd, env: options.env ?? {} } as CacheKeyFields,
     command: options.command ?? ["node", "server.js"],
     pid: 4242,
     stdio: ["pipe:[1]", "pipe:[2]", "pipe:[3]"],

@@ -54,6 +54,10 @@ describe("parseProbe", () => {
     ["tcp:abc", TCP_ERROR],
     ["tcp:", TCP_ERROR],
     ["tcp:::1:80", TCP_ERROR],
+    // Written like a URL, it used to be taken for the host "//localhost" and waited out.
+    ["tcp://localhost:4101", 'to be tcp:<host>:<port> without "//", as in tcp:localhost:4101'],
+    ["tcp:local/host:80", `${TCP_ERROR}; "local/host" is not a host name or address`],
+    ["tcp:[localhost]:80", `${TCP_ERROR}; "localhost" is not a host name or address`],
     [
       "log:(",
       "to be log:<regex> with a valid JavaScript regular expression (Invalid regular expression: /(/: Unterminated group)",
@@ -75,6 +79,27 @@ describe("parseProbe", () => {
       });
     });
   }
+});
+
+describe("parseProbe: where the value came from", () => {
+  test("a config file's field is named instead of --ready", () => {
+    assert.throws(
+      () => parseProbe("tcp://localhost:4101", "/", '"ready" in /srv/app/warmstart.config.json'),
+      {
+        message:
+          'Expected "ready" in /srv/app/warmstart.config.json to be tcp:<host>:<port> without "//", as in tcp:localhost:4101, got "tcp://localhost:4101".',
+      },
+    );
+  });
+
+  test("host names with hyphens, underscores and dots are accepted", () => {
+    assert.deepEqual(parseProbe("tcp:db-1.internal:5432", "/"), {
+      kind: "tcp",
+      host: "db-1.internal",
+      port: 5432,
+    });
+    assert.deepEqual(parseProbe("tcp:my_app:80", "/"), { kind: "tcp", host: "my_app", port: 80 });
+  });
 });
 
 describe("describeProbe", () => {

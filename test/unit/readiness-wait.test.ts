@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
 import { promisify } from "node:util";
-import { LineBuffer, parseProbe, waitUntilReady } from "../../src/readiness/index.js";
+import { describePendingProbes, LineBuffer, parseProbe, waitUntilReady } from "../../src/readiness/index.js";
 
 /** A port nothing listens on (right now): bound, noted, released. */
 async function findFreePort(): Promise<number> {
@@ -222,7 +222,28 @@ describe("waitUntilReady: outcomes", () => {
     assert.ok(outcome.elapsedMs >= 300, `timed out after ${outcome.elapsedMs} ms`);
     assert.ok(outcome.reason === "timeout");
     assert.deepEqual(outcome.pending, [probes[0], probes[2], probes[3]]);
+    // What each one saw last: the user is told why, not only which.
+    assert.deepEqual(outcome.lastResults, [
+      "last try: connection refused",
+      "last try: HTTP 404",
+      "no line of output matched",
+    ]);
+    assert.equal(
+      describePendingProbes(outcome),
+      `tcp:127.0.0.1:${closedPort} (last try: connection refused), http://127.0.0.1:${httpPort}/ (last try: HTTP 404), log:never printed (no line of output matched)`,
+    );
     await assertNoOpenConnections(server, connections.seen);
+  });
+
+  test("a timeout says what tcp:<port> (both loopback addresses) and a missing file saw last", async () => {
+    const closedPort = await findFreePort();
+    const probes = [parseProbe(`tcp:${closedPort}`, "/"), parseProbe("file:/nonexistent/ready.flag", "/")];
+    const outcome = await waitUntilReady({ probes, timeoutMs: 200, output: new LineBuffer() });
+    assert.ok(outcome.ready === false && outcome.reason === "timeout");
+    assert.equal(
+      describePendingProbes(outcome),
+      `tcp:localhost:${closedPort} (last try: connection refused), file:/nonexistent/ready.flag (last try: no such file)`,
+    );
   });
 
   test("a wait that ends mid-request closes the probe's connection before it returns", async (t) => {
