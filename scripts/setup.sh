@@ -11,3 +11,4 @@ if ! command -v javac >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends default-jdk-headless >/dev/null ||
     { echo "setup: error: could not install default-jdk-headless (run apt-get update?)" >&2; exit 1; }
 fi
+bash "$here/install-fleet-deps.sh"

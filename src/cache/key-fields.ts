@@ -64,7 +64,8 @@ function readCacheSecret(cacheDir: string): Buffer {
 
 let cpuFlags: string | undefined;
 
-function hashCpuFlags(): string {
+/** sha256 of this CPU's flags, sorted: the key's cpuFlagsSha256. */
+export function hashCpuFlags(): string {
   if (cpuFlags === undefined) {
     let flags = "";
     try {
