@@ -80,9 +80,6 @@ export interface ImportOptions {
   readonly onProgress?: (doneBytes: number, totalBytes: number) => void;
 }
 
-/** 4 GiB: ten times the largest image measured here (350 MB), far below a full disk. */
-export const DEFAULT_MAX_ARCHIVE_BYTES = 4 * 1024 ** 3;
-
 /** A refusal raised from inside the stream; turned into an outcome at the edge. */
 class Refusal extends Error {
   constructor(

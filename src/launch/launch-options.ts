@@ -1,6 +1,7 @@
 import { defaultCacheDir } from "../cache/cache-dir.js";
 import { invalidOption, WarmstartError } from "../errors.js";
 import { type ProbeSpec, parseProbe } from "../readiness/probe-spec.js";
+import type { FleetSettings } from "../remote/fleet-settings.js";
 import type { OutputSinks } from "./app-process.js";
 import type { LaunchEvent } from "./launch-events.js";
 
@@ -38,6 +39,8 @@ export interface LaunchOptions {
   readonly isNetworkIsolated?: boolean;
   /** Aborting before the app is ready stops it with the abort reason (a signal name) or SIGTERM. */
   readonly signal?: AbortSignal;
+  /** A remote cache, keys and the fleet secret (src/remote/fleet-settings.ts). */
+  readonly fleet?: FleetSettings;
 }
 
 /** The options after validation and defaults, frozen. */
@@ -61,6 +64,7 @@ export interface ResolvedOptions {
   readonly emit: (event: LaunchEvent) => void;
   readonly startedAtMs: number;
   readonly signal: AbortSignal | undefined;
+  readonly fleet: FleetSettings | undefined;
 }
 
 const DEFAULT_READY_TIMEOUT_MS = 60_000;
@@ -110,5 +114,6 @@ export function resolveLaunchOptions(options: LaunchOptions): Readonly<ResolvedO
     emit: options.onEvent ?? (() => {}),
     startedAtMs: options.startedAtMs ?? performance.now(),
     signal: options.signal,
+    fleet: options.fleet,
   });
 }

@@ -8,14 +8,20 @@ import { FileHashIndex } from "../cache/file-hash.js";
 import { type CacheKeyFields, computeCacheKey, IMAGE_FORMAT_VERSION } from "../cache/key.js";
 import { collectKeyFields } from "../cache/key-fields.js";
 import { summarizeCriuErrors } from "../criu/criu-log.js";
-import { findCriu } from "../criu/find-criu.js";
+import { type FindCriuOutcome, findCriu } from "../criu/find-criu.js";
 import { WarmstartError } from "../errors.js";
 import { createNotifyListener, type NotifyListener } from "../readiness/notify.js";
+import type { LaunchRemote } from "../remote/launch-remote.js";
 import { type CheckpointOutcome, checkpointApp } from "./checkpoint.js";
 import { startCold } from "./cold-start.js";
 import type { FallbackReason, LaunchStep } from "./launch-events.js";
 import { type Launch, type LaunchReport, toLaunch } from "./launch-handle.js";
-import { LAZY_MIN_IMAGE_BYTES, type LaunchOptions, resolveLaunchOptions } from "./launch-options.js";
+import {
+  LAZY_MIN_IMAGE_BYTES,
+  type LaunchOptions,
+  type ResolvedOptions,
+  resolveLaunchOptions,
+} from "./launch-options.js";
 import { enterNetworkOf } from "./private-network.js";
 import { findPortsNotHeldByApp } from "./probe-ports.js";
 import { resolveCommand } from "./resolve-command.js";
@@ -80,6 +86,7 @@ export async function launch(options: LaunchOptions): Promise<Launch> {
           envIgnore: opts.envIgnore,
           inputPatterns: opts.inputs,
           criuVersion: criuFound.criu.version.text,
+          ...(opts.fleet?.fleetSecret ? { envSecret: opts.fleet.fleetSecret } : {}),
         },
         cacheDir.dir,
         hashes,
@@ -106,7 +113,20 @@ export async function launch(options: LaunchOptions): Promise<Launch> {
   // Warm path.
   if (isCacheUsable && store && key && criuPath && !opts.isCold && !opts.isRefresh) {
     step("looking-up", key.slice(0, 12));
-    const found: LookupOutcome = await store.lookup(key);
+    let found: LookupOutcome = await store.lookup(key);
+    const remote = remoteOf(opts, cacheDir.dir, store, criuFound);
+    if (!found.hit && found.reason === "missing" && fields && remote) {
+      // Loaded only with a remote: tar, zstd and the registry client stay off the warm path.
+      const { pullForLaunch } = await import("../remote/launch-remote.js");
+      const pulled = await pullForLaunch(fields, remote);
+      if (pulled.pulled) step("looking-up", `pulled ${pulled.tag} from ${remote.settings.remote?.registry}`);
+      else if (pulled.reason !== "not-found")
+        opts.emit({
+          type: "warning",
+          message: `remote cache: ${pulled.reason}: ${pulled.detail}; starting cold`,
+        });
+      if (pulled.pulled) found = await store.lookup(key);
+    }
     const stats = found.hit ? readStats(found.entry.dir) : undefined;
     if (found.hit && isWarmNotFaster(stats)) {
       state.fallbackReason = "warm-not-faster";
@@ -298,6 +318,17 @@ export async function launch(options: LaunchOptions): Promise<Launch> {
       });
       opts.emit({ type: "checkpoint", outcome });
       if (outcome.saved) await trimCache(entryStore, outcome.entry.manifest, opts.maxCacheBytes);
+      const remote = remoteOf(opts, opts.cacheDir, entryStore, criuFound);
+      if (outcome.saved && remote?.settings.isPushEnabled) {
+        const { pushForLaunch } = await import("../remote/launch-remote.js");
+        const pushed = await pushForLaunch(outcome.entry, remote);
+        if (!pushed.pushed && pushed.reason !== "already-present") {
+          opts.emit({
+            type: "warning",
+            message: `remote cache: push failed: ${pushed.reason}: ${pushed.detail}`,
+          });
+        }
+      }
       return outcome;
     })();
   } else {
@@ -313,6 +344,18 @@ export async function launch(options: LaunchOptions): Promise<Launch> {
       imageBytes: null,
     },
   );
+}
+
+/** The remote cache of this launch, when one is configured and CRIU works. */
+function remoteOf(
+  opts: ResolvedOptions,
+  cacheDir: string,
+  store: EntryStore,
+  criuFound: FindCriuOutcome,
+): LaunchRemote | undefined {
+  if (!opts.fleet?.remote || !criuFound.found) return undefined;
+  const criu = { path: criuFound.criu.path, version: criuFound.criu.version.text };
+  return { settings: opts.fleet, cacheDir, store, criu, env: opts.env };
 }
 
 /** After a new entry lands: older versions of the same launch go, then the size cap holds.
