@@ -2,9 +2,9 @@
 // scripts/install-fleet-deps.sh, on a loopback port with a throwaway storage directory.
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { freePort } from "./rig.js";
 
 export interface TestRegistry {
   /** host:port */
@@ -13,22 +13,26 @@ export interface TestRegistry {
   readonly stop: () => Promise<void>;
 }
 
-export async function freePort(host = "127.0.0.1"): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, host, () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-  });
+async function answersFromHere(address: string): Promise<boolean> {
+  try {
+    return (await fetch(`http://${address}/v2/`)).status === 200;
+  } catch {
+    return false;
+  }
 }
 
-/** Starts a registry listening on `host` (loopback by default) and waits until it answers /v2/. */
-export async function startRegistry(host = "127.0.0.1", wrap: readonly string[] = []): Promise<TestRegistry> {
+/**
+ * Starts a registry listening on `host` (loopback by default; `wrap` runs it elsewhere, e.g. in
+ * a network namespace, and `answers` then checks it from there) and waits until /v2/ answers.
+ */
+export async function startRegistry(
+  host = "127.0.0.1",
+  wrap: readonly string[] = [],
+  answers: (address: string) => Promise<boolean> = answersFromHere,
+): Promise<TestRegistry> {
   const dir = mkdtempSync(join(tmpdir(), "warmstart-registry-"));
   const storageDir = join(dir, "storage");
-  const port = await freePort(host === "127.0.0.1" ? host : "127.0.0.1");
+  const port = await freePort();
   const config = join(dir, "config.yml");
   writeFileSync(
     config,
@@ -55,12 +59,7 @@ export async function startRegistry(host = "127.0.0.1", wrap: readonly string[] 
   const address = `${host}:${port}`;
   const deadline = Date.now() + 20_000;
   for (;;) {
-    try {
-      const response = await fetch(`http://${address}/v2/`, wrap.length > 0 ? {} : {});
-      if (response.status === 200) break;
-    } catch {
-      // Not listening yet.
-    }
+    if (await answers(address)) break;
     if (child.exitCode !== null || Date.now() > deadline) {
       child.kill("SIGKILL");
       rmSync(dir, { recursive: true, force: true });
