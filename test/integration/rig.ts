@@ -95,8 +95,10 @@ export class WarmstartRun {
   stderr = "";
   readonly exited: Promise<Exit>;
 
-  constructor(args: readonly string[], env: NodeJS.ProcessEnv = {}) {
-    this.child = spawn(process.execPath, [CLI, ...args], {
+  /** `wrap` runs the CLI under another command (`ip netns exec <ns>`), which must exec it. */
+  constructor(args: readonly string[], env: NodeJS.ProcessEnv = {}, wrap: readonly string[] = []) {
+    const [command = process.execPath, ...prefix] = [...wrap, ...(wrap.length > 0 ? [process.execPath] : [])];
+    this.child = spawn(command, [...prefix, CLI, ...args], {
       env: { ...process.env, ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });
