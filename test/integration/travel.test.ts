@@ -3,8 +3,8 @@
 // host compatibility, signatures, encryption, a full disk, and two hosts in two network
 // namespaces.
 import assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "node:child_process";
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { startRegistry, type TestRegistry } from "./registry.js";
@@ -17,6 +17,7 @@ import {
   makeCacheDir,
   makeTempDir,
   newCache,
+  ROOT,
   runArgs,
   useIntegrationRig,
   WarmstartRun,
@@ -95,6 +96,31 @@ async function readSnapshotBlobs(registry: TestRegistry, remote: string): Promis
   return blobs;
 }
 
+/** Runs the CLI, sampling its peak RSS (VmHWM) until it exits. */
+async function runMeasured(
+  args: readonly string[],
+): Promise<{ code: number | null; stderr: string; peakRssBytes: number }> {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr.on("data", (chunk) => {
+    stderr += chunk;
+  });
+  let peakKb = 0;
+  const sampler = setInterval(() => {
+    try {
+      peakKb = Math.max(
+        peakKb,
+        Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, "utf8"))?.[1] ?? 0),
+      );
+    } catch {
+      // Exited between two samples.
+    }
+  }, 20);
+  const code = await new Promise<number | null>((resolve) => child.once("close", resolve));
+  clearInterval(sampler);
+  return { code, stderr, peakRssBytes: peakKb * 1024 };
+}
+
 describe("export and import", () => {
   it("export, rm, import, run: the launch is warm and serves the snapshotted state", async () => {
     const { cacheDir } = newCache();
@@ -142,6 +168,45 @@ describe("export and import", () => {
       assert.deepEqual(readdirSync(join(small, "v1")), []);
     } finally {
       execFileSync("umount", [small]);
+    }
+  });
+});
+
+describe("the large-heap example", () => {
+  it("its archive is smaller than its images, and export and import run in bounded memory", async () => {
+    const { cacheDir } = newCache();
+    const port = await freePort();
+    const server = join(ROOT, "examples/node-slow-server/server.js");
+    const run = new WarmstartRun(
+      runArgs(cacheDir, join(cacheDir, "r.jsonl"), [`tcp:127.0.0.1:${port}`], [process.execPath, server]),
+      {
+        PORT: String(port),
+        HEAP_MB: "200",
+      },
+    );
+    await run.waitFor(/checkpoint saved/, "stderr", 120_000);
+    await run.stop();
+    const [key = ""] = listEntries(cacheDir);
+    const imageBytes = (
+      JSON.parse(readFileSync(join(cacheDir, "v1", key, "manifest.json"), "utf8")) as { imageBytes: number }
+    ).imageBytes;
+    const archive = join(makeTempDir(), "large.tar.zst");
+    const exported = await runMeasured(["export", key, "--cache-dir", cacheDir, "-o", archive]);
+    assert.equal(exported.code, 0, exported.stderr);
+    const archiveBytes = statSync(archive).size;
+    assert.ok(archiveBytes < imageBytes, `archive ${archiveBytes} bytes, images ${imageBytes}`);
+    const signer = /signed by (\S+)/.exec(exported.stderr)?.[1] ?? "";
+    const imported = await runMeasured(["import", archive, "--cache-dir", makeCacheDir(), "--trust", signer]);
+    assert.equal(imported.code, 0, imported.stderr);
+    // Bounded: neither process holds the images (over 300 MB) in memory, nor half of them.
+    for (const [what, peak] of [
+      ["export", exported.peakRssBytes],
+      ["import", imported.peakRssBytes],
+    ] as const) {
+      assert.ok(
+        peak < imageBytes / 2,
+        `${what} peaked at ${peak} bytes of RSS for ${imageBytes} bytes of images`,
+      );
     }
   });
 });
