@@ -5,6 +5,8 @@
 import assert from "node:assert/strict";
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { createServer as createHttpServer } from "node:http";
+import { type AddressInfo, createServer } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { startRegistry, type TestRegistry } from "./registry.js";
@@ -337,6 +339,37 @@ describe("a registry shared by two caches", () => {
     const blobs = await readSnapshotBlobs(registry, env.WARMSTART_REMOTE as string);
     assert.ok(blobs.some((blob) => blob.includes(secret)));
     assert.ok(blobs.some((blob) => blob.includes(Buffer.from(SERVER))));
+  });
+
+  it("a registry that never answers, or answers garbage, costs one warning and a cold start", async () => {
+    const silent = createServer(() => {});
+    const garbage = createHttpServer((_req, res) => res.end("<html>not a registry</html>"));
+    await Promise.all(
+      [silent, garbage].map(
+        (server) => new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve)),
+      ),
+    );
+    try {
+      for (const [server, expected] of [
+        [silent, /remote cache: timeout: the registry did not answer in time/],
+        [garbage, /remote cache: bad-response: tags\/list is not JSON/],
+      ] as const) {
+        const address = server.address() as AddressInfo;
+        const remote = `oci://127.0.0.1:${address.port}/apps/odd`;
+        const env = {
+          ...fleetEnv(makeFleet(), "x"),
+          WARMSTART_REMOTE: remote,
+          WARMSTART_REMOTE_TIMEOUT: "3",
+        };
+        const run = await launch(makeCacheDir(), await freePort(), env, ["--no-remote-push"]);
+        assert.equal(run.mode, "cold");
+        assert.match(run.run.stderr, expected);
+        await run.run.stop();
+      }
+    } finally {
+      silent.close();
+      garbage.close();
+    }
   });
 
   it("a registry that is down costs one warning and a cold start", async () => {
