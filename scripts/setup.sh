@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # What the tests and the demo need beyond npm packages, on Debian 12 or 13 as root: CRIU
-# (`warmstart setup`, run from this checkout's build) and a JDK for the JVM example.
+# (`warmstart setup`, run from this checkout's build), a JDK for the JVM example, and what
+# snapshots that travel use (zstd; a registry and iproute2 for their tests).
 # Idempotent, and quick when everything is there. Run by `npm test` and `npm run demo`
 # before they start.
 set -euo pipefail
@@ -15,3 +16,4 @@ if ! command -v javac >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends default-jdk-headless >/dev/null ||
     { echo "setup: error: could not install default-jdk-headless (run apt-get update?)" >&2; exit 1; }
 fi
+bash "$root/scripts/install-fleet-deps.sh"

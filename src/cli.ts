@@ -24,11 +24,32 @@ Commands:
   prune [--max-cache-size <size>]           remove abandoned dumps, refused and damaged entries,
                                             and the least recently used over the cap (500M, 10G)
   verify [<prefix>] [--fix] [--json]        re-hash every image file; --fix removes bad entries
+  export <key-prefix> [-o <file>|-]         write a snapshot as one signed archive (tar + zstd)
+  import <file|->                           read an archive into the cache, refusing unsafe ones
+  push <key-prefix> --remote oci://<r>/<repo>  send a snapshot to an OCI registry
+  pull <app-key|tag> --remote oci://<r>/<repo> fetch a compatible snapshot from the registry
+  keygen [-o <file>] [--age]                make an Ed25519 signing key (or an age identity)
   help [command]                            show help for a command
 
 The cache commands take --cache-dir <dir> as run does.`;
 
-const COMMANDS = ["run", "prewarm", "bench", "setup", "doctor", "ls", "rm", "prune", "verify", "help"];
+const COMMANDS = [
+  "run",
+  "prewarm",
+  "bench",
+  "setup",
+  "doctor",
+  "ls",
+  "rm",
+  "prune",
+  "verify",
+  "export",
+  "import",
+  "push",
+  "pull",
+  "keygen",
+  "help",
+];
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -51,6 +72,16 @@ async function main(argv: string[]): Promise<number> {
       return (await import("./commands/prune.js")).runPruneCommand(rest);
     case "verify":
       return (await import("./commands/verify.js")).runVerifyCommand(rest);
+    case "export":
+      return (await import("./commands/export.js")).runExportCommand(rest);
+    case "import":
+      return (await import("./commands/import.js")).runImportCommand(rest);
+    case "push":
+      return (await import("./commands/push.js")).runPushCommand(rest);
+    case "pull":
+      return (await import("./commands/pull.js")).runPullCommand(rest);
+    case "keygen":
+      return (await import("./commands/keygen.js")).runKeygenCommand(rest);
     case "help":
     case "--help":
     case "-h": {

@@ -49,7 +49,8 @@ const ABANDONED_AGE_MS = 60 * 60_000;
 // `.pending-<key prefix>-<owner>-<random>`: a dump in progress. `.evicted-...`: an entry
 // being deleted. `.replaced-<full key>-...`: the entry a refresh is replacing, renamed back
 // if the refresh dies before its new entry is in place.
-const TRANSIENT = new RegExp(`^\\.(pending|evicted|replaced)-([0-9a-f]+)-(${OWNER_TAG_SOURCE})-[0-9a-f]+$`);
+// An import's pending directory is `.pending-import-...`: its key is known only once read.
+const TRANSIENT = new RegExp(`^\\.(pending|evicted|replaced)-([0-9a-z]+)-(${OWNER_TAG_SOURCE})-[0-9a-f]+$`);
 const LEGACY_TRANSIENT = /^\.(?:pending|evicted)-[0-9a-f]+-\d+-[0-9a-f]+$/;
 
 // Page files are large and only read by CRIU; their size is checked on every lookup and
@@ -324,7 +325,7 @@ function hashSmallFile(path: string): string {
   return createHash("sha256").update(readFileSync(path)).digest("hex");
 }
 
-async function fsyncPath(path: string): Promise<void> {
+export async function fsyncPath(path: string): Promise<void> {
   const handle = await open(path, "r");
   try {
     await handle.sync();

@@ -16,6 +16,9 @@ export interface KeyInputs {
   readonly envIgnore: ReadonlySet<string>;
   readonly inputPatterns: readonly string[];
   readonly criuVersion: string;
+  /** The fleet's secret for the environment digests (shared by hosts that share snapshots);
+   * default: this cache's own. */
+  readonly envSecret?: Buffer;
 }
 
 /** Gathers every key field for a launch; file hashes come from the memo where possible. */
@@ -32,7 +35,7 @@ export async function collectKeyFields(
     cwd: inputs.cwd,
     inputPatterns: inputs.inputPatterns,
     inputs: await hashInputs(inputs.inputPatterns, inputs.cwd, hashes),
-    env: digestEnvironment(inputs.env, readCacheSecret(cacheDir), inputs.envIgnore),
+    env: digestEnvironment(inputs.env, inputs.envSecret ?? readCacheSecret(cacheDir), inputs.envIgnore),
     uid: process.getuid?.() ?? 0,
     gid: process.getgid?.() ?? 0,
     kernelRelease: release(),
@@ -64,7 +67,8 @@ function readCacheSecret(cacheDir: string): Buffer {
 
 let cpuFlags: string | undefined;
 
-function hashCpuFlags(): string {
+/** sha256 of this CPU's flags, sorted: the key's cpuFlagsSha256. */
+export function hashCpuFlags(): string {
   if (cpuFlags === undefined) {
     let flags = "";
     try {

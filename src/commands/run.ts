@@ -10,6 +10,7 @@ import { WarmstartError } from "../errors.js";
 import { exitCodeOfSignal } from "../exec/owned-process.js";
 import { loadConfigFile } from "../launch/config-file.js";
 import type { Launch, LaunchOptions, LaunchReport } from "../launch/launch.js";
+import { FLEET_FLAGS, FLEET_USAGE, resolveFleetSettings, toFleetFlags } from "../remote/fleet-settings.js";
 import { parseCommandArgs } from "./command-args.js";
 import { createLaunchRenderer, renderWatchEvent } from "./render-launch.js";
 
@@ -52,6 +53,9 @@ Lifetime:
                          background (in a private network namespace, so its ports do not
                          clash), snapshot it and stop it: the next launch is warm
 
+Remote cache (see also the travel flags below):
+  --no-remote-push       do not push a new snapshot to the remote cache
+
 Output:
   --report <file>        append one JSON line per launch (mode, key, pid, readyMs, ...)
   -v, --verbose          show each step with its time
@@ -62,7 +66,9 @@ the working directory: {"ready": [...], "readyTimeout": 60, "inputs": [...], "en
 
 A restored app keeps its listening ports: they must be free when it is restored.
 warmstart exits with the app's exit code (128+n when a signal ended it). If warmstart is
-killed, the app is killed too, unless --detach was given.`;
+killed, the app is killed too, unless --detach was given.
+
+${FLEET_USAGE}`;
 
 export const PREWARM_USAGE = `Usage: warmstart prewarm [options] -- <command> [args...]
 
@@ -82,6 +88,8 @@ const LAUNCH_FLAGS: ParseArgsOptionsConfig = {
   report: { type: "string" },
   verbose: { type: "boolean", short: "v", default: false },
   help: { type: "boolean", short: "h", default: false },
+  ...FLEET_FLAGS,
+  "no-remote-push": { type: "boolean", default: false },
 };
 
 const RUN_FLAGS: ParseArgsOptionsConfig = {
@@ -136,6 +144,7 @@ export function parseLaunchArgs(args: string[], flags: ParseArgsOptionsConfig, u
     ...(readyTimeoutSeconds !== undefined ? { readyTimeoutMs: readyTimeoutSeconds * 1000 } : {}),
     ...(maxCacheSize !== undefined ? { maxCacheBytes: parseSize(String(maxCacheSize)) } : {}),
     startedAtMs: 0, // performance.now()'s origin is process start: readyMs includes Node's boot
+    fleet: resolveFleetSettings(toFleetFlags(values)),
   } satisfies LaunchOptions;
   return {
     isHelp: false as const,

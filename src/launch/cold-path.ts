@@ -14,6 +14,7 @@ import { decideCheckpoint } from "./decisions.js";
 import type { ColdPlan, LaunchContext, LaunchState, Session, UsableCache } from "./launch-context.js";
 import { toLaunch } from "./launch-handle.js";
 import { findPortsNotHeldByApp } from "./probe-ports.js";
+import { pushAfterSave } from "./remote-steps.js";
 import { stopOnAbort } from "./stop-on-abort.js";
 import { waitForReadiness } from "./wait-for-readiness.js";
 
@@ -174,7 +175,10 @@ async function takeSnapshot(
     outcome = { saved: false, reason: "commit-failed", errors: [(error as Error).message], checkpointMs: 0 };
   }
   opts.emit({ type: "checkpoint", outcome });
-  if (outcome.saved) await trimCache(cache, outcome.entry.manifest, opts.maxCacheBytes);
+  if (outcome.saved) {
+    await trimCache(cache, outcome.entry.manifest, opts.maxCacheBytes);
+    await pushAfterSave(context, cache, outcome.entry);
+  }
   return outcome;
 }
 

@@ -44,6 +44,8 @@ export interface UsableCache {
   readonly fields: CacheKeyFields;
   readonly hashes: FileHashIndex;
   readonly criuPath: string;
+  /** CRIU as the remote cache describes it (host compatibility). */
+  readonly criu: { readonly path: string; readonly version: string };
   /** CRIU logs kept for warnings to point at. */
   readonly logsDir: string;
 }

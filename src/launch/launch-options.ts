@@ -1,6 +1,7 @@
 import { defaultCacheDir } from "../cache/cache-dir.js";
 import { invalidOption, WarmstartError } from "../errors.js";
 import { type ProbeSpec, parseProbe } from "../readiness/probe-spec.js";
+import type { FleetSettings } from "../remote/fleet-settings.js";
 import type { OutputSinks } from "./app-process.js";
 import type { LaunchEvent } from "./launch-events.js";
 
@@ -47,6 +48,8 @@ export interface LaunchOptions {
    * share ports (CRIU restores listeners with SO_REUSEPORT), for several copies behind one.
    */
   readonly portPolicy?: "exclusive" | "shared";
+  /** A remote cache, keys and the fleet secret (src/remote/fleet-settings.ts). */
+  readonly fleet?: FleetSettings;
 }
 
 /** The options after validation and defaults, frozen. */
@@ -72,6 +75,7 @@ export interface ResolvedOptions {
   readonly signal: AbortSignal | undefined;
   readonly restoreTimeoutMs: number;
   readonly portPolicy: "exclusive" | "shared";
+  readonly fleet: FleetSettings | undefined;
 }
 
 const DEFAULT_READY_TIMEOUT_MS = 60_000;
@@ -128,5 +132,6 @@ export function resolveLaunchOptions(options: LaunchOptions): Readonly<ResolvedO
     signal: options.signal,
     restoreTimeoutMs,
     portPolicy: options.portPolicy ?? "exclusive",
+    fleet: options.fleet,
   });
 }

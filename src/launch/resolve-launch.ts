@@ -87,6 +87,7 @@ async function computeKey(
         envIgnore: opts.envIgnore,
         inputPatterns: opts.inputs,
         criuVersion: criu.version.text,
+        ...(opts.fleet?.fleetSecret ? { envSecret: opts.fleet.fleetSecret } : {}),
       },
       cacheDir,
       hashes,
@@ -100,6 +101,7 @@ async function computeKey(
       fields,
       hashes,
       criuPath: criu.path,
+      criu: { path: criu.path, version: criu.version.text },
       logsDir: join(cacheDir, "logs"),
     };
   } catch (error) {

@@ -18,6 +18,7 @@ import type { LaunchContext, LaunchState, RestoredApp, Session, UsableCache } fr
 import { toLaunch } from "./launch-handle.js";
 import { LAZY_MIN_IMAGE_BYTES } from "./launch-options.js";
 import { findPortHolders, listListeningSockets, readTreeSocketInodes } from "./proc-sockets.js";
+import { pullOnMiss } from "./remote-steps.js";
 import { stopOnAbort } from "./stop-on-abort.js";
 import { recheckableProbes, waitForReadiness } from "./wait-for-readiness.js";
 import { startWarm } from "./warm-start.js";
@@ -32,7 +33,8 @@ export async function lookUpSnapshot(
   const { opts } = context;
   const { session, cache } = state;
   context.step("looking-up", cache.key.slice(0, 12));
-  const found = await cache.store.lookup(cache.key);
+  let found = await cache.store.lookup(cache.key);
+  if (!found.hit && found.reason === "missing") found = (await pullOnMiss(context, cache)) ?? found;
   const decision = decideAfterLookup({
     found,
     neverSlower: decideNeverSlower(found.hit ? readStats(found.entry.dir) : undefined),
