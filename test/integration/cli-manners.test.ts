@@ -20,7 +20,10 @@ function warmstart(args: string[], options: { cwd?: string; env?: NodeJS.Process
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
-const COMMANDS = ["run", "prewarm", "bench", "setup", "doctor", "ls", "rm", "prune", "verify"];
+const COMMANDS = [
+  ...["run", "prewarm", "bench", "setup", "doctor", "ls", "rm", "prune", "verify"],
+  ...["export", "import", "push", "pull", "keygen"],
+];
 
 describe("help", () => {
   for (const command of COMMANDS) {
@@ -42,7 +45,7 @@ describe("help", () => {
     assert.equal(
       result.stderr,
       'warmstart: error: Unknown command "foo".\n' +
-        "  hint: commands: run, prewarm, bench, setup, doctor, ls, rm, prune, verify, help\n",
+        "  hint: commands: run, prewarm, bench, setup, doctor, ls, rm, prune, verify, export, import, push, pull, keygen, help\n",
     );
   });
 });
