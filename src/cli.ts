@@ -4,6 +4,7 @@
 import { readFileSync } from "node:fs";
 import { suggestClosest } from "./commands/suggest.js";
 import { WarmstartError } from "./errors.js";
+import { becomeInitIfPid1 } from "./exec/pid1.js";
 
 const USAGE = `Usage: warmstart <command> [options]
 
@@ -53,6 +54,7 @@ const COMMANDS = [
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command === "run" || command === "prewarm" || command === "serve") runUnderInitIfPid1();
   switch (command) {
     case "run":
       return (await import("./commands/run.js")).runRunCommand(rest);
@@ -113,6 +115,14 @@ function unknownCommand(command: string): WarmstartError {
   return new WarmstartError("invalid-option", `Unknown command ${JSON.stringify(command)}${didYouMean}.`, {
     hint: `commands: ${COMMANDS.join(", ")}`,
   });
+}
+
+/** As PID 1 (a container's entrypoint), warmstart runs under a small init that reaps orphans. */
+function runUnderInitIfPid1(): void {
+  const problem = becomeInitIfPid1();
+  if (problem) process.stderr.write(`warmstart: warning: ${problem}\n`);
+  // The init's mark is warmstart's business, not the app's.
+  delete process.env.WARMSTART_UNDER_INIT;
 }
 
 function printUsage(): number {

@@ -57,7 +57,11 @@ Remote cache (see also the travel flags below):
   --no-remote-push       do not push a new snapshot to the remote cache
 
 Output:
-  --report <file>        append one JSON line per launch (mode, key, pid, readyMs, ...)
+  --report <file>        append JSON lines: "event": "ready" once the app is ready and its
+                         snapshot saved or skipped (mode, key, pid, readyMs, checkpoint...),
+                         then "event": "exit" with its exit code
+  -q, --quiet            say nothing when all goes well (the ready and snapshot lines);
+                         warnings and errors are still said
   -v, --verbose          show each step with its time
 
 Settings can also live in warmstart.config.json (or a "warmstart" field of package.json) in
@@ -87,6 +91,7 @@ const LAUNCH_FLAGS: ParseArgsOptionsConfig = {
   "max-cache-size": { type: "string" },
   report: { type: "string" },
   verbose: { type: "boolean", short: "v", default: false },
+  quiet: { type: "boolean", short: "q", default: false },
   help: { type: "boolean", short: "h", default: false },
   ...FLEET_FLAGS,
   "no-remote-push": { type: "boolean", default: false },
@@ -151,7 +156,7 @@ export function parseLaunchArgs(args: string[], flags: ParseArgsOptionsConfig, u
     values,
     options,
     report: stringOf(values, "report"),
-    isVerbose: values.verbose === true,
+    render: { isVerbose: values.verbose === true, isQuiet: values.quiet === true },
   };
 }
 
@@ -194,7 +199,7 @@ export async function runRunCommand(args: string[]): Promise<number> {
       isRefresh: values.refresh === true,
       isDetached: values.detach === true,
       ...(values.lazy || values["no-lazy"] ? { isLazy: values.lazy === true } : {}),
-      onEvent: createLaunchRenderer(parsed.isVerbose),
+      onEvent: createLaunchRenderer(parsed.render),
       signal: abort.signal,
     });
   } catch (error) {
@@ -210,10 +215,15 @@ export async function runRunCommand(args: string[]): Promise<number> {
   }
   // A signal that came while launch() ran (between its checks) goes to the app now.
   if (received) launched.kill(received);
+  // A service runs for days: its line is written once its outcome is known, not at exit.
+  const reportFile = parsed.report;
+  const readyReported = reportFile
+    ? launched.report().then((report) => appendReport(reportFile, "ready", report))
+    : Promise.resolve();
   if (values.detach) {
     // The snapshot must land before we go: nothing would commit it after us.
     await launched.checkpoint;
-    if (parsed.report) appendReport(parsed.report, await launched.report());
+    await readyReported;
     process.stderr.write(`warmstart: detached: ${launched.mode}, pid ${launched.pid}\n`);
     return 0;
   }
@@ -228,8 +238,12 @@ export async function runRunCommand(args: string[]): Promise<number> {
   if (!process.stdin.isTTY && launched.stdin) process.stdin.pipe(launched.stdin);
   const exit = await launched.exited;
   await watcher?.close();
-  if (parsed.isVerbose) process.stderr.write(`warmstart: app exited (code ${exit.exitCode})\n`);
-  if (parsed.report) appendReport(parsed.report, await launched.report());
+  if (parsed.render.isVerbose) {
+    const atMs = Math.round(performance.now());
+    process.stderr.write(`warmstart: [${atMs} ms] app exited (code ${exit.exitCode})\n`);
+  }
+  await readyReported;
+  if (reportFile) appendReport(reportFile, "exit", await launched.report());
   return exit.exitCode;
 }
 
@@ -240,7 +254,7 @@ export async function runPrewarmCommand(args: string[]): Promise<number> {
     return 0;
   }
   const { prewarm } = await import("../launch/prewarm.js");
-  const outcome = await prewarm({ ...parsed.options, onEvent: createLaunchRenderer(parsed.isVerbose) });
+  const outcome = await prewarm({ ...parsed.options, onEvent: createLaunchRenderer(parsed.render) });
   if (!outcome?.saved) return 1;
   const mb = (outcome.entry.manifest.imageBytes / 1e6).toFixed(1);
   process.stderr.write(
@@ -249,6 +263,6 @@ export async function runPrewarmCommand(args: string[]): Promise<number> {
   return 0;
 }
 
-function appendReport(file: string, report: LaunchReport): void {
-  appendFileSync(file, `${JSON.stringify({ time: new Date().toISOString(), ...report })}\n`);
+function appendReport(file: string, event: "ready" | "exit", report: LaunchReport): void {
+  appendFileSync(file, `${JSON.stringify({ time: new Date().toISOString(), event, ...report })}\n`);
 }

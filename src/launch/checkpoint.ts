@@ -23,6 +23,11 @@ export interface CheckpointOptions {
   readonly signal: AbortSignal;
   /** Called when the dump is done and its images are being sealed into the cache. */
   readonly onCommitting?: () => void;
+  /**
+   * Looks at the app just before the dump (pre-flight: what CRIU cannot carry), and returns
+   * what explains a failed dump's CRIU errors, if anything does.
+   */
+  readonly inspect?: (pid: number) => Promise<(errors: readonly string[]) => string | undefined>;
   readonly manifest: Omit<
     Manifest,
     "files" | "imageBytes" | "pid" | "stdio" | "checkpointMs" | "createdAt" | "listen"
@@ -43,6 +48,8 @@ export type CheckpointOutcome =
       readonly saved: false;
       readonly reason: "dump-failed" | "app-not-pipes" | "lock-failed" | "commit-failed";
       readonly errors: readonly string[];
+      /** What in the app explains the failure, in plain words (pre-flight's finding). */
+      readonly explanation?: string;
       readonly logPath?: string;
       readonly checkpointMs: number;
     };
@@ -95,6 +102,7 @@ async function dumpAndCommit(
   elapsed: () => number,
 ): Promise<CheckpointOutcome> {
   await waitForConnectionsClosed(options.pid, 1000);
+  const explain = await options.inspect?.(options.pid);
   const pending = options.store.createPending(options.manifest.key);
   try {
     const logPath = join(pending.dir, "dump.log");
@@ -110,11 +118,14 @@ async function dumpAndCommit(
     const exit = await spawnToEnd(dieWithParentUnless(options.isDetached, command), options.signal);
     if (exit.reason === "aborted") return { saved: false, reason: "abandoned", checkpointMs: elapsed() };
     if (exit.code !== 0) {
-      const errors = await readCriuErrors(logPath);
+      const logged = await readCriuErrors(logPath);
+      const errors = logged.length > 0 ? logged : [exit.stderr.trim() || `criu dump: ${describeExit(exit)}`];
+      const explanation = explain?.(errors);
       return {
         saved: false,
         reason: "dump-failed",
-        errors: errors.length > 0 ? errors : [exit.stderr.trim() || `criu dump: ${describeExit(exit)}`],
+        errors,
+        ...(explanation ? { explanation } : {}),
         ...keepLog(logPath, options),
         checkpointMs: elapsed(),
       };

@@ -1,11 +1,10 @@
 import { statSync } from "node:fs";
-import { basename, dirname } from "node:path";
 import { recordRuleColdLaunch } from "../cache/entry-stats.js";
 import type { Manifest } from "../cache/entry-store.js";
 import { scheduleHousekeeping } from "../cache/housekeeping.js";
 import { IMAGE_FORMAT_VERSION } from "../cache/key.js";
 import { WarmstartError } from "../errors.js";
-import { createNotifyListener, type NotifyListener } from "../readiness/notify.js";
+import type { NotifyListener } from "../readiness/notify.js";
 import type { ProbeSpec } from "../readiness/probe-spec.js";
 import type { AppProcess } from "./app-process.js";
 import { type CheckpointOutcome, checkpointApp } from "./checkpoint.js";
@@ -13,6 +12,8 @@ import { startCold } from "./cold-start.js";
 import { decideCheckpoint } from "./decisions.js";
 import type { ColdPlan, LaunchContext, LaunchState, Session, UsableCache } from "./launch-context.js";
 import { toLaunch } from "./launch-handle.js";
+import { isNotifyWanted, listenForNotify, sayReady, upstreamOf } from "./notify-relay.js";
+import { inspectBeforeDump } from "./preflight-step.js";
 import { findPortsNotHeldByApp } from "./probe-ports.js";
 import { pushAfterSave } from "./remote-steps.js";
 import { stopOnAbort } from "./stop-on-abort.js";
@@ -30,14 +31,10 @@ export async function startColdApp(
   context.throwIfAborted();
   context.step("starting-cold");
   const env = { ...opts.env };
-  let notify: NotifyListener | undefined;
-  if (opts.probes.some((probe) => probe.kind === "notify")) {
-    const socket = session.runtime.notifySocket;
-    notify = await createNotifyListener(dirname(socket), { socketName: basename(socket) });
-    const listener = notify;
-    context.resources.own("notify helper", () => listener.close());
-    env.NOTIFY_SOCKET = notify.path;
-  }
+  const notify = isNotifyWanted(context)
+    ? await listenForNotify(context, session.runtime.notifySocket)
+    : undefined;
+  if (notify) env.NOTIFY_SOCKET = notify.path;
   const probes = opts.probes.map(noteExistingFile);
   const app = await startCold({
     executable: session.command.executable,
@@ -79,7 +76,15 @@ export async function waitForColdApp(
     );
   }
   const readyMs = context.elapsedMs();
-  opts.emit({ type: "ready", mode: "cold", pid: app.pid, readyMs });
+  opts.emit({
+    type: "ready",
+    mode: "cold",
+    pid: app.pid,
+    readyMs,
+    key: session.cache?.key ?? null,
+    imageBytes: null,
+  });
+  sayReady(notify);
   context.step("serving");
   if (plan.ruleEntryDir) recordRuleColdLaunch(plan.ruleEntryDir, readyMs);
   const checkpointStop = new AbortController();
@@ -133,7 +138,9 @@ function takeSnapshotIfWanted(
   });
   if (decision.warning) opts.emit({ type: "warning", message: decision.warning });
   const { cache } = session;
-  if (!decision.isTaken || !cache) return (notify?.close() ?? Promise.resolve()).then(() => undefined);
+  // Without a relay to keep (no systemd above), the helper's work ended with readiness.
+  const relayAfterwards = () => (notify && !upstreamOf(context) ? notify.close() : Promise.resolve());
+  if (!decision.isTaken || !cache) return relayAfterwards().then(() => undefined);
   const manifest = {
     formatVersion: IMAGE_FORMAT_VERSION,
     key: cache.key,
@@ -142,7 +149,12 @@ function takeSnapshotIfWanted(
     coldReadyMs: readyMs,
     ...(notify ? { notifySocket: notify.path } : {}),
   };
-  return takeSnapshot(context, cache, app, notify, manifest, signal);
+  return takeSnapshot(context, cache, app, notify, manifest, signal).then(async (outcome) => {
+    // The helper was closed for the dump; under systemd the app's messages go on through a
+    // new one at the same path (the one its NOTIFY_SOCKET names).
+    if (notify && upstreamOf(context) && !app.hasExited()) await listenForNotify(context, notify.path);
+    return outcome;
+  });
 }
 
 async function takeSnapshot(
@@ -170,11 +182,12 @@ async function takeSnapshot(
       signal,
       manifest,
       onCommitting: () => context.step("committing"),
+      inspect: (pid) => inspectBeforeDump(context, pid),
     });
   } catch (error) {
     outcome = { saved: false, reason: "commit-failed", errors: [(error as Error).message], checkpointMs: 0 };
   }
-  opts.emit({ type: "checkpoint", outcome });
+  opts.emit({ type: "checkpoint", outcome, atMs: context.elapsedMs() });
   if (outcome.saved) {
     await trimCache(cache, outcome.entry.manifest, opts.maxCacheBytes);
     await pushAfterSave(context, cache, outcome.entry);
@@ -199,15 +212,15 @@ async function trimCache(
   }
 }
 
-/** An app that died before it was ready: its exit code (0 included) and its last lines. */
+/**
+ * An app that died before it was ready: its exit code (0 included). Its output was streamed
+ * as it came (a traceback is already on the terminal): the message does not repeat it; the
+ * last lines are in the details, for library callers and --json.
+ */
 async function appExitedError(app: AppProcess): Promise<WarmstartError> {
   const exit = await app.exited;
   const lastLines = [...app.stdout.recent, ...app.stderr.recent].slice(-10);
   return new WarmstartError("app-exited", `The app exited with code ${exit.exitCode} before it was ready.`, {
-    hint:
-      lastLines.length > 0
-        ? `its last output lines:\n${lastLines.map((line) => `    ${line}`).join("\n")}`
-        : undefined,
     details: { exitCode: exit.exitCode, lastLines },
   });
 }

@@ -41,8 +41,17 @@ export type LaunchEvent =
   | { readonly type: "fallback"; readonly reason: FallbackReason; readonly message: string }
   /** Something the user should know that changes no mode: a snapshot not taken, and why. */
   | { readonly type: "warning"; readonly message: string }
-  | { readonly type: "ready"; readonly mode: "cold" | "warm"; readonly pid: number; readonly readyMs: number }
-  | { readonly type: "checkpoint"; readonly outcome: CheckpointOutcome };
+  | {
+      readonly type: "ready";
+      readonly mode: "cold" | "warm";
+      readonly pid: number;
+      readonly readyMs: number;
+      /** The snapshot restored (warm) or to be taken (cold); null without a cache. */
+      readonly key: string | null;
+      /** The restored snapshot's images (warm); null on a cold launch. */
+      readonly imageBytes: number | null;
+    }
+  | { readonly type: "checkpoint"; readonly outcome: CheckpointOutcome; readonly atMs: number };
 
 export function describeStep(step: LaunchStep): string {
   switch (step) {

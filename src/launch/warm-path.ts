@@ -5,7 +5,7 @@ import type { CacheEntry } from "../cache/entry-store.js";
 import { scheduleHousekeeping } from "../cache/housekeeping.js";
 import { ownerOf } from "../cache/owner-stamp.js";
 import { handOverRuntimeDir, notifySocketDir } from "../cache/runtime-dir.js";
-import { createNotifyListener, type NotifyListener } from "../readiness/notify.js";
+import type { NotifyListener } from "../readiness/notify.js";
 import {
   decideAfterLookup,
   decideAfterRestoredNotReady,
@@ -17,6 +17,7 @@ import {
 import type { LaunchContext, LaunchState, RestoredApp, Session, UsableCache } from "./launch-context.js";
 import { toLaunch } from "./launch-handle.js";
 import { LAZY_MIN_IMAGE_BYTES } from "./launch-options.js";
+import { isNotifyWanted, listenForNotify, sayReady } from "./notify-relay.js";
 import { findPortHolders, listListeningSockets, readTreeSocketInodes } from "./proc-sockets.js";
 import { pullOnMiss } from "./remote-steps.js";
 import { stopOnAbort } from "./stop-on-abort.js";
@@ -71,7 +72,8 @@ export async function restoreSnapshot(
     cache.logsDir,
     `restore-${cache.key.slice(0, 12)}-${basename(session.runtime.path)}.log`,
   );
-  const notify = await listenForRestoredNotify(context, session, cache, entry);
+  const notify = await listenForRestoredNotify(context, session);
+  const oldNotifySocket = redirectableNotifySocket(cache, entry);
   const warm = await startWarm({
     criuPath: cache.criuPath,
     entry,
@@ -83,13 +85,9 @@ export async function restoreSnapshot(
     env: opts.env,
     timeoutMs: opts.restoreTimeoutMs,
     ...(opts.signal ? { signal: opts.signal } : {}),
-    ...(notify && entry.manifest.notifySocket
+    ...(notify && oldNotifySocket
       ? {
-          notifyRedirect: {
-            dir: notifySocketDir(cache.dir),
-            oldPath: entry.manifest.notifySocket,
-            newPath: notify.path,
-          },
+          notifyRedirect: { dir: notifySocketDir(cache.dir), oldPath: oldNotifySocket, newPath: notify.path },
         }
       : {}),
   });
@@ -152,7 +150,15 @@ function serveRestored(
     force: true,
   });
   recordHit(entry.dir, readyMs);
-  opts.emit({ type: "ready", mode: "warm", pid: app.pid, readyMs });
+  opts.emit({
+    type: "ready",
+    mode: "warm",
+    pid: app.pid,
+    readyMs,
+    key: cache.key,
+    imageBytes: entry.manifest.imageBytes,
+  });
+  sayReady(restored.notify);
   context.step("serving");
   if (opts.isDetached && restored.lazyPagesPid !== undefined) {
     // The daemon outlives this launch and still reads the staged images: it owns them now.
@@ -162,10 +168,6 @@ function serveRestored(
       session.runtimeOwned.disown();
       restored.imagesOwned.disown();
     }
-  }
-  if (restored.notify) {
-    const listener = restored.notify;
-    context.resources.own("notify helper", () => listener.close());
   }
   scheduleHousekeeping(cache);
   void app.exited.then(() => context.resources.releaseAll());
@@ -198,26 +200,29 @@ function fallBackCold(
 }
 
 /**
- * A snapshot taken with a notify probe keeps its NOTIFY_SOCKET path. When this launch
- * listens too, the restore makes that path reach this launch's socket (command-lines.ts),
- * so the app's later messages (STATUS=, WATCHDOG=1) arrive here.
+ * A snapshot taken with a notify listener keeps its NOTIFY_SOCKET path. When this launch
+ * listens too (a notify probe, or systemd above), the restore makes that path reach this
+ * launch's socket (command-lines.ts), so the app's later messages (STATUS=, WATCHDOG=1)
+ * arrive here.
  */
 async function listenForRestoredNotify(
   context: LaunchContext,
   session: Session,
-  cache: UsableCache,
-  entry: CacheEntry,
 ): Promise<NotifyListener | undefined> {
-  const oldPath = entry.manifest.notifySocket;
-  if (!oldPath || dirname(oldPath) !== notifySocketDir(cache.dir)) return undefined;
-  if (!context.opts.probes.some((probe) => probe.kind === "notify")) return undefined;
+  if (!isNotifyWanted(context)) return undefined;
   try {
-    return await createNotifyListener(session.runtime.path);
+    return await listenForNotify(context, join(session.runtime.path, "notify.sock"));
   } catch {
     // Without python3 the restored app's messages go nowhere, as they did before: no reason
     // to give up the restore.
     return undefined;
   }
+}
+
+/** The NOTIFY_SOCKET the image holds, when it is one a restore can point elsewhere. */
+function redirectableNotifySocket(cache: UsableCache, entry: CacheEntry): string | undefined {
+  const oldPath = entry.manifest.notifySocket;
+  return oldPath && dirname(oldPath) === notifySocketDir(cache.dir) ? oldPath : undefined;
 }
 
 /** A cold start the lookup chose, said once when it is a finding rather than a failure. */

@@ -59,7 +59,8 @@ const STOP_TIMEOUT_MS = 10_000;
 const OWN_PREFIX = "warmstart: ";
 const READY_LINE = /^warmstart: \[\d+ ms\] ready, (cold|warm), pid \d+$/;
 const CHECKPOINTING_LINE = /^warmstart: \[\d+ ms\] checkpointing$/;
-const CHECKPOINT_DONE_LINE = /^warmstart: (checkpoint saved|warning: checkpoint failed)/;
+const CHECKPOINT_DONE_LINE =
+  /^warmstart: (\[\d+ ms\] snapshot (saved|skipped|abandoned)|warning: snapshot failed)/;
 
 /** Probes this process can check itself; `log` and `notify` are read off the launch's output. */
 const isOutsideProbe = (probe: ProbeSpec) =>

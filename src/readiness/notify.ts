@@ -15,7 +15,9 @@ export interface NotifyListener {
   onMessage(listener: (fields: Record<string, string>) => void): () => void;
   /** Whether any message so far had READY=1, so a wait that starts late still sees it. */
   readonly readyReceived: boolean;
-  /** Stops the helper and removes the socket. */
+  /** Sends a message of warmstart's own (`READY=1`) to the upstream socket, if there is one. */
+  sendUpstream(message: string): void;
+  /** Stops the helper (after what was sent upstream is out) and removes the socket. */
   close(): Promise<void>;
 }
 
@@ -24,9 +26,17 @@ export interface NotifyListenerOptions {
   readonly python?: string;
   /** The socket's file name in the directory. Default "notify.sock". */
   readonly socketName?: string;
+  /**
+   * Where warmstart's own NOTIFY_SOCKET leads (systemd, with Type=notify): the app's messages
+   * are passed on there, but for READY= and MAINPID=, which warmstart, the service's main
+   * process (`mainPid`), says itself.
+   */
+  readonly upstream?: { readonly socket: string; readonly mainPid: number };
 }
 
 const SOCKET_NAME = "notify.sock";
+/** How long the helper gets to send what it was given before it is stopped. */
+const CLOSE_GRACE_MS = 500;
 /** sun_path holds 108 bytes including the terminating NUL. */
 const MAX_SOCKET_PATH_BYTES = 107;
 
@@ -47,7 +57,10 @@ export async function createNotifyListener(
     );
   }
   const python = options.python ?? defaultPython();
-  const owned = spawnOwned(pythonScript(python, NOTIFY_HELPER, [path]), { stdio: ["pipe", "pipe", "pipe"] });
+  const upstream = options.upstream ? [options.upstream.socket, String(options.upstream.mainPid)] : [];
+  const owned = spawnOwned(pythonScript(python, NOTIFY_HELPER, [path, ...upstream]), {
+    stdio: ["pipe", "pipe", "pipe"],
+  });
   const helper = owned.child;
   // Only ever ended, never written: a helper that already left must not raise EPIPE here.
   helper.stdin?.on("error", () => {});
@@ -96,13 +109,17 @@ export async function createNotifyListener(
     get readyReceived() {
       return readyReceived;
     },
+    sendUpstream(message) {
+      if (options.upstream && !closing) helper.stdin?.write(`${JSON.stringify(message)}\n`);
+    },
     close() {
       closing ??= (async () => {
         listeners.clear();
-        if (!owned.hasExited()) {
-          helper.stdin?.end();
-          owned.kill("SIGTERM");
-        }
+        // EOF first: the helper sends what it was given, then leaves; SIGTERM if it lingers.
+        helper.stdin?.end();
+        const timer = setTimeout(() => owned.kill("SIGTERM"), CLOSE_GRACE_MS);
+        await exited;
+        clearTimeout(timer);
         await exited;
         // The helper removes it too, unless it was killed before it could.
         await rm(path, { force: true });

@@ -50,7 +50,7 @@ async function launchOnce(
     { PORT: "0", ...options.env },
   );
   const [, mode] = await run.waitFor(/ready, (cold|warm), pid/, "stderr");
-  if (mode === "cold") await run.waitFor(/checkpoint saved/, "stderr");
+  if (mode === "cold") await run.waitFor(/snapshot saved/, "stderr");
   await run.stop();
   const report = readReports(setup.reportFile).at(-1);
   assert.equal(report?.mode, mode);

@@ -113,7 +113,7 @@ describe("cache safety", () => {
     // Let every launch finish (or skip) its checkpoint before counting.
     await waitUntil(() => readdirSync(join(cacheDir, "v1")).every((name) => !name.startsWith(".")), 60_000);
     assert.equal(listEntries(cacheDir).length, 1);
-    for (const run of runs) assert.doesNotMatch(run.stderr, /checkpoint failed/);
+    for (const run of runs) assert.doesNotMatch(run.stderr, /snapshot failed/);
     await Promise.all(runs.map((run) => run.stop()));
     const verify = new WarmstartRun(["verify", "--cache-dir", cacheDir]);
     assert.deepEqual(await verify.exited, { code: 0, signal: null }, verify.stdout + verify.stderr);
@@ -129,7 +129,7 @@ describe("cache safety", () => {
       // 64 MB of live memory cannot fit in a 24 MB filesystem.
       const run = new WarmstartRun(args(cacheDir, `tcp:${port}`), { PORT: String(port), BALLAST_MB: "64" });
       await run.waitFor(
-        /warning: checkpoint failed, the next launch will be cold too: .*(No space left|ENOSPC)/,
+        /warning: snapshot failed, the next launch will be cold too: .*(No space left|ENOSPC)/,
         "stderr",
         60_000,
       );
@@ -161,7 +161,7 @@ describe("cache size cap", () => {
         ],
         { PORT: "0" },
       );
-      await run.waitFor(/checkpoint saved/, "stderr");
+      await run.waitFor(/snapshot saved/, "stderr");
       await run.stop();
     };
     await launchApp("first");

@@ -81,7 +81,7 @@ describe("chaos", () => {
         const outcome = await Promise.race([
           ...(phase.line ? [seen(phase.line, "phase")] : []),
           isAfterReady
-            ? seen(/checkpoint saved|no checkpoint|checkpoint failed/, "ready")
+            ? seen(/snapshot saved|snapshot skipped|snapshot failed/, "ready")
             : seen(/ready, (cold|warm), pid/, "ready"),
         ]);
         assert.notEqual(outcome, "gone", `launch ${launch} ended by itself:\n${run.stderr}`);
@@ -103,7 +103,7 @@ describe("chaos", () => {
           // A cold launch's snapshot, for the next launches to restore.
           if (/ready, cold/.test(run.stderr)) {
             await run
-              .waitFor(/checkpoint saved|no checkpoint|checkpoint failed|warning/, "stderr", 60_000)
+              .waitFor(/snapshot saved|snapshot skipped|snapshot failed|warning/, "stderr", 60_000)
               .catch(() => undefined);
           }
           const exit = await run.stop();

@@ -28,7 +28,7 @@ describe("clocks", () => {
     );
     const ahead = ["unshare", "--time", "--monotonic=100000", "--boottime=100000", "--fork", "--kill-child"];
     const cold = new WarmstartRun(args, env, ahead);
-    await cold.waitFor(/checkpoint saved/, "stderr", 60_000);
+    await cold.waitFor(/snapshot saved/, "stderr", 60_000);
     await waitForEntry(cacheDir);
     // unshare --fork blocks SIGTERM in itself; SIGKILL ends it, and --kill-child the rest.
     await cold.stop("SIGKILL");

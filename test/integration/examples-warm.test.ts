@@ -36,7 +36,7 @@ describe("examples through warmstart", () => {
       const env = { PORT: String(port) };
 
       const cold = new WarmstartRun(args, env);
-      await cold.waitFor(/checkpoint saved/, "stderr", 120_000);
+      await cold.waitFor(/snapshot saved/, "stderr", 120_000);
       const first = await getJson(`http://127.0.0.1:${port}/`);
       await cold.stop();
 

@@ -44,7 +44,7 @@ function lastReport(reportFile: string): Report {
 /** A cold launch that saves a snapshot, then stops. */
 async function snapshot(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
   const cold = new WarmstartRun(args, env);
-  await cold.waitFor(/checkpoint saved/, "stderr", 60_000);
+  await cold.waitFor(/snapshot saved/, "stderr", 60_000);
   await cold.stop();
   return listEntries(args[args.indexOf("--cache-dir") + 1] ?? "")[0] ?? "";
 }
@@ -77,7 +77,7 @@ describe("warmstart run: the launch never stops the app", () => {
       PORT: String(port),
     });
     await run.waitFor(
-      /warning: checkpoint failed, the next launch will be cold too: .*v1.* is not a directory/,
+      /warning: snapshot failed, the next launch will be cold too: .*v1.* is not a directory/,
       "stderr",
     );
     const answer = await getJson(`http://127.0.0.1:${port}/`);
@@ -250,7 +250,7 @@ describe("warmstart run: signals at every step", () => {
     run.child.kill("SIGTERM");
     const exit = await run.exited;
     assert.equal(exit.code, 143);
-    assert.match(run.stderr, /checkpoint abandoned: warmstart was stopped while it was taken/);
+    assert.match(run.stderr, /snapshot abandoned: warmstart was stopped while it was taken/);
     assert.deepEqual(readdirSync(join(cacheDir, "v1")), [], "a pending dump or a lock was left");
     assert.deepEqual(readdirSync(join(cacheDir, "run")), [], "a runtime directory was left");
     assert.equal(lastReport(reportFile).checkpoint, "abandoned");
@@ -284,7 +284,7 @@ describe("warmstart run: state that PIDs cannot fool", () => {
   test("as PID 1 of a container, what an earlier PID 1 left neither breaks a restore nor blocks a snapshot", async () => {
     const { cacheDir, reportFile } = newCache();
     const port = await freePort();
-    const container = ["unshare", "--pid", "--fork", "--mount-proc", "--"];
+    const container = ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc", "--"];
     const args = (extra: string[] = []) => runArgs(cacheDir, reportFile, [`tcp:${port}`], TICKER, extra);
     // unshare ignores SIGTERM: it goes to warmstart, PID 1 inside.
     const stop = async (run: WarmstartRun) => {
@@ -298,7 +298,7 @@ describe("warmstart run: state that PIDs cannot fool", () => {
     mkdirSync(join(cacheDir, "run", "1", "images"), { recursive: true });
     writeFileSync(join(cacheDir, "run", "1", "images", "core-1.img"), "left over");
     const first = new WarmstartRun(args(), { PORT: String(port) }, container);
-    await first.waitFor(/checkpoint saved/, "stderr");
+    await first.waitFor(/snapshot saved/, "stderr");
     await stop(first);
     const key = listEntries(cacheDir)[0] ?? "";
     // A lock of an earlier container's PID 1, killed mid-dump a minute ago.
@@ -313,7 +313,7 @@ describe("warmstart run: state that PIDs cannot fool", () => {
     await second.waitFor(/ready, warm, pid/, "stderr");
     await stop(second);
     const refreshed = new WarmstartRun(args(["--refresh"]), { PORT: String(port) }, container);
-    await refreshed.waitFor(/checkpoint saved/, "stderr");
+    await refreshed.waitFor(/snapshot saved/, "stderr");
     await stop(refreshed);
     assert.deepEqual(
       readReports(reportFile).map((r) => [r.mode, r.fallbackReason, r.checkpoint]),
@@ -335,7 +335,7 @@ describe("warmstart run: state that PIDs cannot fool", () => {
     const refresh = new WarmstartRun([...args.slice(0, 2), "--refresh", ...args.slice(2)], {
       PORT: String(port),
     });
-    await refresh.waitFor(new RegExp(`no checkpoint: pid ${process.pid} is taking this snapshot`), "stderr");
+    await refresh.waitFor(new RegExp(`snapshot skipped: pid ${process.pid} is taking it`), "stderr");
     await refresh.stop();
     assert.equal(lastReport(reportFile).checkpoint, "lost-race");
   });
@@ -412,9 +412,149 @@ describe("warmstart run: what a restored copy finds", () => {
       READY_FILE: flag,
       STARTUP_MS: "1500",
     });
-    await run.waitFor(/checkpoint saved/, "stderr");
+    await run.waitFor(/snapshot saved/, "stderr");
     await run.stop();
     assert.ok(lastReport(reportFile).readyMs >= 1500, `ready after ${lastReport(reportFile).readyMs} ms`);
     assert.equal(readFileSync(flag, "utf8"), "ready\n", "the app wrote the flag");
+  });
+});
+
+describe("warmstart run: under systemd (Type=notify)", () => {
+  test("READY=1 from warmstart once the launch is ready, cold and warm; the app's own messages passed on", async () => {
+    const { createNotifyListener } = await import("../../src/readiness/notify.js");
+    const systemd = await createNotifyListener(makeTempDir("warmstart-systemd-"));
+    const messages: Record<string, string>[] = [];
+    // systemd-notify (which the app uses) also sends BARRIER=1 with a pipe to sync on: the
+    // helper does not pass descriptors, so neither does it pass that on.
+    systemd.onMessage((fields) => messages.push(fields));
+    try {
+      const { cacheDir, reportFile } = newCache();
+      const port = await freePort();
+      const args = runArgs(cacheDir, reportFile, [`tcp:${port}`], TICKER);
+      // NOTIFY_READY: the app says READY=1 itself too; systemd must hear it from warmstart only.
+      const env = { PORT: String(port), NOTIFY_SOCKET: systemd.path, NOTIFY_READY: "1" };
+      for (const mode of ["cold", "warm"]) {
+        const run = new WarmstartRun(args, env);
+        await run.waitFor(new RegExp(`ready, ${mode}`), "stderr");
+        assert.ok(await waitUntil(() => messages.some((m) => m.READY === "1"), 5000), `${mode}: no READY=1`);
+        if (mode === "cold") await run.waitFor(/snapshot saved/, "stderr");
+        // Sent until it arrives: after the dump, the relay is back a moment later.
+        const isRelayed = () => messages.some((m) => m.STATUS === mode);
+        for (let attempt = 0; attempt < 50 && !isRelayed(); attempt++) {
+          await getJson(`http://127.0.0.1:${port}/sd-notify?WATCHDOG=1&STATUS=${mode}`).catch(
+            () => undefined,
+          );
+          await waitUntil(isRelayed, 200);
+        }
+        assert.ok(
+          isRelayed(),
+          `${mode}: the app's message did not reach systemd: ${JSON.stringify(messages)}`,
+        );
+        await run.stop();
+        assert.deepEqual(
+          [...new Set(messages.map((m) => Object.keys(m).sort().join(",")))],
+          ["READY", "STATUS,WATCHDOG"],
+          `${mode}: ${JSON.stringify(messages)}`,
+        );
+        assert.equal(messages.filter((m) => m.READY === "1").length, 1, "READY=1 once, from warmstart");
+        messages.length = 0;
+      }
+    } finally {
+      await systemd.close();
+    }
+  });
+});
+
+describe("warmstart run: as a container's PID 1", () => {
+  test("orphans handed to it are reaped, and SIGTERM reaches the app", async () => {
+    const { cacheDir, reportFile } = newCache();
+    const port = await freePort();
+    const run = new WarmstartRun(
+      runArgs(cacheDir, reportFile, [`tcp:${port}`], TICKER, ["--no-snapshot"]),
+      { PORT: String(port) },
+      [...["unshare", "--pid", "--fork", "--kill-child", "--mount-proc", "--"]],
+    );
+    await run.waitFor(/ready, cold/, "stderr");
+    const [init] = readFileSync(`/proc/${run.child.pid}/task/${run.child.pid}/children`, "utf8").split(" ");
+    await getJson(`http://127.0.0.1:${port}/orphan`).catch(() => undefined);
+    // Zombies handed to PID 1 (the bash wrapper's own exited subshells are the app's
+    // children, not orphans: the app is alive to reap them, or not).
+    const zombies = () =>
+      listTree(Number(init)).filter((pid) => stateOf(pid) === "Z" && parentOf(pid) === Number(init));
+    // The orphan sleeps 0.3 s, then exits: it must not stay a zombie.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    assert.deepEqual(zombies(), [], "an orphan was left unreaped");
+    process.kill(Number(init), "SIGTERM");
+    assert.deepEqual(await run.exited, { code: 143, signal: null });
+    assert.equal(lastReport(reportFile).exitCode, 143, "the app got SIGTERM and died of it");
+  });
+});
+
+function listTree(pid: number): number[] {
+  const pids = [pid];
+  for (let i = 0; i < pids.length; i++) {
+    const current = pids[i] ?? pid;
+    try {
+      pids.push(
+        ...readFileSync(`/proc/${current}/task/${current}/children`, "utf8")
+          .split(" ")
+          .filter(Boolean)
+          .map(Number),
+      );
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return pids;
+}
+
+function parentOf(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+  } catch {
+    return -1;
+  }
+}
+
+function stateOf(pid: number): string {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+  } catch {
+    return "";
+  }
+}
+
+describe("warmstart run: pre-flight before the dump", () => {
+  test("a unix socket to an outside process is named before the dump, and the failed dump is explained by it", async () => {
+    const { createServer } = await import("node:net");
+    const socketPath = join(makeTempDir("warmstart-outside-"), "db.sock");
+    const accepted: import("node:net").Socket[] = [];
+    const outside = createServer((socket) => accepted.push(socket.on("error", () => {})));
+    await new Promise<void>((resolve) => outside.listen(socketPath, resolve));
+    try {
+      const { cacheDir, reportFile } = newCache();
+      const run = new WarmstartRun(
+        runArgs(
+          cacheDir,
+          reportFile,
+          ["log:^holding"],
+          ["node", fixture("preflight-holder.cjs"), "unix", socketPath],
+        ),
+      );
+      await run.waitFor(/warning: snapshot failed/, "stderr", 60_000);
+      assert.match(run.stderr, new RegExp(`warning: pre-flight: .*${socketPath}.*`));
+      assert.match(
+        run.stderr,
+        new RegExp(
+          `warning: snapshot failed, the next launch will be cold too: .*${socketPath}.*\\(CRIU: .*\\)`,
+        ),
+      );
+      await run.stop();
+    } finally {
+      for (const socket of accepted) socket.destroy();
+      outside.close();
+    }
   });
 });

@@ -208,6 +208,7 @@ export async function waitForEntry(cacheDir: string, timeoutMs = 60_000): Promis
 }
 
 export interface Report {
+  readonly event: "ready" | "exit";
   readonly mode: "cold" | "warm";
   readonly key: string | null;
   readonly pid: number;
@@ -218,7 +219,15 @@ export interface Report {
   readonly imageBytes: number | null;
 }
 
+/** One report per launch: its "exit" line, or its "ready" line while it runs (or detached). */
 export function readReports(file: string): Report[] {
+  return readReportEvents(file).filter(
+    (report, index, all) => !all.slice(index + 1).some((later) => later.pid === report.pid),
+  );
+}
+
+/** Every line, "ready" and "exit" events alike. */
+export function readReportEvents(file: string): Report[] {
   if (!existsSync(file)) return [];
   return readFileSync(file, "utf8")
     .split("\n")

@@ -71,7 +71,7 @@ async function launch(cacheDir: string, port: number, env: NodeJS.ProcessEnv, ex
 /** Stops a run and waits until its snapshot (if any) is in the cache. */
 async function stopAfterSnapshot(run: WarmstartRun, cacheDir: string): Promise<string> {
   const key = await waitForEntry(cacheDir);
-  await run.waitFor(/checkpoint saved|push/, "stderr", 60_000).catch(() => undefined);
+  await run.waitFor(/snapshot saved|push/, "stderr", 60_000).catch(() => undefined);
   await run.stop();
   return key;
 }
@@ -186,7 +186,7 @@ describe("the large-heap example", () => {
         HEAP_MB: "200",
       },
     );
-    await run.waitFor(/checkpoint saved/, "stderr", 120_000);
+    await run.waitFor(/snapshot saved/, "stderr", 120_000);
     await run.stop();
     const [key = ""] = listEntries(cacheDir);
     const imageBytes = (

@@ -60,7 +60,7 @@ describe("watch and prewarm", () => {
       [...args, "--watch", "--prewarm", "--", "node", join(appDir, "app.cjs")],
       env,
     );
-    await serving.waitFor(/checkpoint saved/, "stderr");
+    await serving.waitFor(/snapshot saved/, "stderr");
     const [v1Key] = listEntries(cacheDir);
 
     writeApp(appDir, "v2");
