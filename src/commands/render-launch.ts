@@ -45,6 +45,11 @@ function renderCheckpoint(outcome: CheckpointOutcome, isVerbose: boolean): void 
     case "abandoned":
       process.stderr.write("warmstart: checkpoint abandoned: warmstart was stopped while it was taken\n");
       return;
+    case "hook-failed":
+      process.stderr.write(
+        `warmstart: warning: no snapshot taken, the app keeps serving: ${outcome.errors.join("; ")}\n`,
+      );
+      return;
     default: {
       const where = outcome.logPath ? ` (CRIU log: ${outcome.logPath})` : "";
       process.stderr.write(
