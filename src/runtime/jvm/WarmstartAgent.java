@@ -100,12 +100,13 @@ public final class WarmstartAgent {
   private static void checkpoint() {
     try {
       openToAgent();
+      List<String> failures = new ArrayList<>();
+      Targets targets = findTargets(failures);
       send("checkpoint-ready " + pid());
       int read = down.read();
       String verdict = read == 'R' ? "restored" : read == 'D' ? "saved" : "cancelled";
       long startedNs = System.nanoTime();
-      List<String> failures = new ArrayList<>();
-      boolean isReseeded = !verdict.equals("restored") || reseed(failures);
+      boolean isReseeded = !verdict.equals("restored") || reseed(targets, failures);
       double reseedMs = (System.nanoTime() - startedNs) / 1e6;
       send(
           "resumed " + pid() + " " + verdict + " {\"isReseeded\":" + isReseeded
@@ -117,8 +118,55 @@ public final class WarmstartAgent {
     }
   }
 
+  /** What the reseed sets, found before the snapshot: after a restore only values change. */
+  private static final class Targets {
+    final List<Random> randoms = new ArrayList<>();
+    final List<AtomicLong> defaultSeeds = new ArrayList<>();
+    Field threadSeed;
+    Field threadProbe;
+    boolean hasMathRandom;
+  }
+
+  private static Targets findTargets(List<String> failures) {
+    Targets targets = new Targets();
+    Object math = readStatic("java.lang.Math$RandomNumberGeneratorHolder", "randomNumberGenerator", failures);
+    if (math instanceof Random) {
+      targets.randoms.add((Random) math);
+      targets.hasMathRandom = true;
+    }
+    for (String[] field : new String[][] {
+      {"java.lang.StrictMath$RandomNumberGeneratorHolder", "randomNumberGenerator"},
+      {"java.util.Collections", "r"},
+    }) {
+      Object random = readStatic(field[0], field[1], failures);
+      if (random instanceof Random) targets.randoms.add((Random) random);
+    }
+    // The default seeds of new generators; the jdk.random ones (RandomGenerator.of(...),
+    // getDefault()) each have a static defaultGen of their class.
+    List<String[]> seeds = new ArrayList<>(List.of(
+        new String[] {"java.util.Random", "seedUniquifier"},
+        new String[] {"java.util.SplittableRandom", "defaultGen"},
+        new String[] {"java.util.concurrent.ThreadLocalRandom", "seeder"}));
+    for (String name : new String[] {"L32X64MixRandom", "L64X128MixRandom", "L64X128StarStarRandom", "L64X256MixRandom", "L64X1024MixRandom", "L128X128MixRandom", "L128X256MixRandom", "L128X1024MixRandom", "Xoroshiro128PlusPlus", "Xoshiro256PlusPlus"}) {
+      seeds.add(new String[] {"jdk.random." + name, "defaultGen"});
+    }
+    for (String[] field : seeds) {
+      Object seed = readStatic(field[0], field[1], failures);
+      if (seed instanceof AtomicLong) targets.defaultSeeds.add((AtomicLong) seed);
+    }
+    try {
+      targets.threadSeed = Thread.class.getDeclaredField("threadLocalRandomSeed");
+      targets.threadProbe = Thread.class.getDeclaredField("threadLocalRandomProbe");
+      targets.threadSeed.setAccessible(true);
+      targets.threadProbe.setAccessible(true);
+    } catch (ReflectiveOperationException | RuntimeException error) {
+      failures.add("cannot reach ThreadLocalRandom's per-thread seeds: " + error);
+    }
+    return targets;
+  }
+
   /** Returns whether Math.random's generator (the one every JVM has) was reseeded. */
-  static boolean reseed(List<String> failures) {
+  static boolean reseed(Targets targets, List<String> failures) {
     Seeds seeds;
     try {
       seeds = new Seeds();
@@ -126,48 +174,23 @@ public final class WarmstartAgent {
       failures.add("cannot read /dev/urandom: " + error);
       return false;
     }
-    boolean isMathReseeded = reseedRandom("java.lang.Math$RandomNumberGeneratorHolder", "randomNumberGenerator", seeds, failures);
-    reseedRandom("java.lang.StrictMath$RandomNumberGeneratorHolder", "randomNumberGenerator", seeds, failures);
-    reseedRandom("java.util.Collections", "r", seeds, failures);
-    setAtomicLong("java.util.Random", "seedUniquifier", seeds, failures);
-    setAtomicLong("java.util.SplittableRandom", "defaultGen", seeds, failures);
-    setAtomicLong("java.util.concurrent.ThreadLocalRandom", "seeder", seeds, failures);
-    reseedThreadLocalRandoms(seeds, failures);
-    // The jdk.random generators (RandomGenerator.of(...), getDefault()) each seed from a static
-    // defaultGen of their class.
-    for (String name : new String[] {"L32X64MixRandom", "L64X128MixRandom", "L64X128StarStarRandom", "L64X256MixRandom", "L64X1024MixRandom", "L128X128MixRandom", "L128X256MixRandom", "L128X1024MixRandom", "Xoroshiro128PlusPlus", "Xoshiro256PlusPlus"}) {
-      setAtomicLong("jdk.random." + name, "defaultGen", seeds, failures);
-    }
-    return isMathReseeded;
-  }
-
-  /** Every live thread that has used ThreadLocalRandom gets a seed of its own. */
-  private static void reseedThreadLocalRandoms(Seeds seeds, List<String> failures) {
-    try {
-      Field seed = Thread.class.getDeclaredField("threadLocalRandomSeed");
-      Field probe = Thread.class.getDeclaredField("threadLocalRandomProbe");
-      seed.setAccessible(true);
-      probe.setAccessible(true);
-      for (Thread thread : Thread.getAllStackTraces().keySet()) {
-        if (probe.getInt(thread) != 0) seed.setLong(thread, seeds.next());
+    for (Random random : targets.randoms) random.setSeed(seeds.next());
+    for (AtomicLong seed : targets.defaultSeeds) seed.set(seeds.next());
+    if (targets.threadSeed != null && targets.threadProbe != null) {
+      // Every live thread that has used ThreadLocalRandom gets a seed of its own.
+      try {
+        for (Thread thread : liveThreads()) {
+          if (targets.threadProbe.getInt(thread) != 0) targets.threadSeed.setLong(thread, seeds.next());
+        }
+      } catch (ReflectiveOperationException | RuntimeException error) {
+        failures.add("could not reseed ThreadLocalRandom's per-thread seeds: " + error);
       }
-    } catch (ReflectiveOperationException | RuntimeException error) {
-      failures.add("could not reseed ThreadLocalRandom's per-thread seeds: " + error);
     }
+    return targets.hasMathRandom;
   }
 
-  private static boolean reseedRandom(String className, String fieldName, Seeds seeds, List<String> failures) {
-    Object value = readStatic(className, fieldName, failures);
-    if (value instanceof Random) {
-      ((Random) value).setSeed(seeds.next());
-      return true;
-    }
-    return false;
-  }
-
-  private static void setAtomicLong(String className, String fieldName, Seeds seeds, List<String> failures) {
-    Object value = readStatic(className, fieldName, failures);
-    if (value instanceof AtomicLong) ((AtomicLong) value).set(seeds.next());
+  private static Iterable<Thread> liveThreads() {
+    return Thread.getAllStackTraces().keySet();
   }
 
   /** A static field's value; null when the class is not loaded or the field is absent (another JDK). */
