@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What the tests and the demo need beyond npm packages, on Debian 12 or 13 as root: CRIU
-# (`warmstart setup`, run from this checkout's build), a JDK for the JVM example, and what
-# snapshots that travel use (zstd; a registry and iproute2 for their tests).
+# (`warmstart setup`, run from this checkout's build), a JDK for the JVM example and the
+# Java agent, what snapshots that travel use (zstd; a registry and iproute2 for their tests),
+# and PostgreSQL for the database tests (scripts/install-postgres.sh).
 # Idempotent, and quick when everything is there. Run by `npm test` and `npm run demo`
 # before they start.
 set -euo pipefail
@@ -17,3 +18,4 @@ if ! command -v javac >/dev/null 2>&1; then
     { echo "setup: error: could not install default-jdk-headless (run apt-get update?)" >&2; exit 1; }
 fi
 bash "$root/scripts/install-fleet-deps.sh"
+bash "$root/scripts/install-postgres.sh"

@@ -1,3 +1,4 @@
+import type { RuntimeManifest } from "../runtime/runtime-manifest.js";
 import type { CacheKeyFields } from "./key.js";
 
 export interface ListenAddress {
@@ -27,6 +28,9 @@ export interface Manifest {
   readonly notifySocket?: string;
   /** The TCP sockets the app listened on at dump time: a restore needs them free. */
   readonly listen?: readonly ListenAddress[];
+  /** The in-app runtime's control pipes and how many participants blocked on them; absent
+   * when the app ran without the runtime (--no-runtime). */
+  readonly runtime?: RuntimeManifest;
 }
 
 const KEY = /^[0-9a-f]{64}$/;
@@ -69,7 +73,20 @@ export function describeInvalidManifest(value: unknown, key: string): string | u
     return "its notifySocket is not an absolute path";
   if (m.listen !== undefined && (!Array.isArray(m.listen) || !m.listen.every(isListenAddress)))
     return "its listen sockets are not addresses and ports";
+  if (m.runtime !== undefined && !isRuntimeManifest(m.runtime))
+    return "its runtime is not two pipe:[inode] names and a count";
   return undefined;
+}
+
+function isRuntimeManifest(value: unknown): boolean {
+  const runtime = value as Partial<RuntimeManifest> | null;
+  return (
+    typeof runtime?.control?.down === "string" &&
+    PIPE.test(runtime.control.down) &&
+    typeof runtime.control.up === "string" &&
+    PIPE.test(runtime.control.up) &&
+    isCount(runtime.participants)
+  );
 }
 
 function isCount(value: unknown): value is number {

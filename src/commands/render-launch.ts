@@ -64,6 +64,11 @@ function describeCheckpoint(outcome: CheckpointOutcome): { text: string; isWarni
       return { text: `snapshot skipped: ${outcome.holder} is taking it`, isWarning: false };
     case "abandoned":
       return { text: "snapshot abandoned: warmstart was stopped while it was taken", isWarning: false };
+    case "hook-failed":
+      return {
+        text: `no snapshot taken, the app keeps serving: ${outcome.errors.join("; ")}`,
+        isWarning: true,
+      };
     default: {
       const where = outcome.logPath ? ` (CRIU log: ${outcome.logPath})` : "";
       const why = outcome.explanation

@@ -11,6 +11,7 @@ import { exitCodeOfSignal } from "../exec/owned-process.js";
 import { loadConfigFile } from "../launch/config-file.js";
 import type { Launch, LaunchOptions, LaunchReport } from "../launch/launch.js";
 import { FLEET_FLAGS, FLEET_USAGE, resolveFleetSettings, toFleetFlags } from "../remote/fleet-settings.js";
+import type { RuntimeOptions } from "../runtime/runtime-options.js";
 import { parseCommandArgs } from "./command-args.js";
 import { createLaunchRenderer, renderWatchEvent } from "./render-launch.js";
 
@@ -44,6 +45,18 @@ Restore:
                          of reading the whole image first; default: lazy for images of
                          100 MiB or more, where it is faster
 
+Uniqueness and hooks (see docs/uniqueness.md):
+  --no-runtime           do not inject warmstart's runtime (NODE_OPTIONS, JAVA_TOOL_OPTIONS):
+                         restored copies then share the snapshot's random state
+  --before-checkpoint <command|url>
+                         run this before each snapshot (sh -c, with WARMSTART_PID,
+                         WARMSTART_KEY, WARMSTART_EVENT), or POST to this URL of the app;
+                         a failure cancels the snapshot
+  --after-restore <command|url>
+                         the same after each restore, before the launch counts as ready
+  --hook-timeout <s>     how long each phase's hooks may take (default 10)
+  --strict-hooks         a failing restore hook makes the launch start cold instead
+
 Lifetime:
   --detach               exit once the app is ready (and snapshotted) and leave it running;
                          its output goes straight to warmstart's stdout/stderr
@@ -66,7 +79,8 @@ Output:
 
 Settings can also live in warmstart.config.json (or a "warmstart" field of package.json) in
 the working directory: {"ready": [...], "readyTimeout": 60, "inputs": [...], "envIgnore": [...],
-"maxCacheSize": "10G"}. Flags replace the file's values.
+"maxCacheSize": "10G", "runtime": true, "beforeCheckpoint": "...", "afterRestore": "...",
+"hookTimeout": 10, "strictHooks": false}. Flags replace the file's values.
 
 A restored app keeps its listening ports: they must be free when it is restored.
 warmstart exits with the app's exit code (128+n when a signal ended it). If warmstart is
@@ -90,6 +104,11 @@ const LAUNCH_FLAGS: ParseArgsOptionsConfig = {
   input: { type: "string", multiple: true, default: [] },
   "max-cache-size": { type: "string" },
   report: { type: "string" },
+  "no-runtime": { type: "boolean", default: false },
+  "before-checkpoint": { type: "string" },
+  "after-restore": { type: "string" },
+  "hook-timeout": { type: "string" },
+  "strict-hooks": { type: "boolean", default: false },
   verbose: { type: "boolean", short: "v", default: false },
   quiet: { type: "boolean", short: "q", default: false },
   help: { type: "boolean", short: "h", default: false },
@@ -113,6 +132,18 @@ type FlagValues = Readonly<Record<string, string | boolean | (string | boolean)[
 const stringOf = (values: FlagValues, name: string) => values[name] as string | undefined;
 const listOf = (values: FlagValues, name: string) => (values[name] as string[] | undefined) ?? [];
 
+/** A flag's positive number of seconds, or undefined when it was not given. */
+function secondsOf(values: FlagValues, flag: string): number | undefined {
+  const text = stringOf(values, flag);
+  if (text !== undefined && (!/^\d+(\.\d+)?$/.test(text) || Number(text) === 0)) {
+    throw new WarmstartError(
+      "invalid-option",
+      `Expected --${flag} to be a positive number of seconds, got ${JSON.stringify(text)}.`,
+    );
+  }
+  return text === undefined ? undefined : Number(text);
+}
+
 /** Splits `[flags] -- command...` and merges the flags over the config file. */
 export function parseLaunchArgs(args: string[], flags: ParseArgsOptionsConfig, usage: string) {
   const separator = args.indexOf("--");
@@ -127,14 +158,17 @@ export function parseLaunchArgs(args: string[], flags: ParseArgsOptionsConfig, u
     });
   }
   const config = loadConfigFile(process.cwd());
-  const readyTimeout = stringOf(values, "ready-timeout");
-  if (readyTimeout !== undefined && (!/^\d+(\.\d+)?$/.test(readyTimeout) || Number(readyTimeout) === 0)) {
-    throw new WarmstartError(
-      "invalid-option",
-      `Expected --ready-timeout to be a positive number of seconds, got ${JSON.stringify(readyTimeout)}.`,
-    );
-  }
-  const readyTimeoutSeconds = readyTimeout === undefined ? config?.readyTimeout : Number(readyTimeout);
+  const readyTimeoutSeconds = secondsOf(values, "ready-timeout") ?? config?.readyTimeout;
+  const hookTimeoutSeconds = secondsOf(values, "hook-timeout") ?? config?.hookTimeout;
+  const beforeCheckpoint = stringOf(values, "before-checkpoint") ?? config?.beforeCheckpoint;
+  const afterRestore = stringOf(values, "after-restore") ?? config?.afterRestore;
+  const runtime: RuntimeOptions = {
+    isEnabled: values["no-runtime"] === true ? false : (config?.runtime ?? true),
+    isStrictHooks: values["strict-hooks"] === true || config?.strictHooks === true,
+    ...(hookTimeoutSeconds !== undefined ? { hookTimeoutMs: hookTimeoutSeconds * 1000 } : {}),
+    ...(beforeCheckpoint !== undefined ? { beforeCheckpoint } : {}),
+    ...(afterRestore !== undefined ? { afterRestore } : {}),
+  };
   const maxCacheSize = stringOf(values, "max-cache-size") ?? config?.maxCacheSize;
   // Flags replace the config file's lists rather than adding to them: what is typed wins.
   const pick = (flag: string[], fromConfig: readonly string[] | undefined) =>
@@ -148,6 +182,7 @@ export function parseLaunchArgs(args: string[], flags: ParseArgsOptionsConfig, u
     cacheDir: cacheDirFlag ? resolve(cacheDirFlag) : defaultCacheDir(),
     ...(readyTimeoutSeconds !== undefined ? { readyTimeoutMs: readyTimeoutSeconds * 1000 } : {}),
     ...(maxCacheSize !== undefined ? { maxCacheBytes: parseSize(String(maxCacheSize)) } : {}),
+    runtime,
     startedAtMs: 0, // performance.now()'s origin is process start: readyMs includes Node's boot
     fleet: resolveFleetSettings(toFleetFlags(values)),
   } satisfies LaunchOptions;

@@ -142,6 +142,11 @@ export function criuDump(criuPath: string, options: DumpOptions): CommandLine {
     // TCP state is not dumped and they are not blocked: without this the dump fails
     // ("Connected TCP socket").
     "--tcp-close",
+    // Connections a client made while the app was blocked for the dump (warmstart's runtime
+    // holds its event loop: src/runtime/app/inject.ts) wait in the listening socket's queue.
+    // Without this CRIU refuses the dump ("In-flight connection"); with it they stay the
+    // original's, which serves them once it goes on, and copies start with an empty queue.
+    "--skip-in-flight",
     // Nothing to lock then. The default (iptables) needs a binary Debian does not ship, and
     // nftables costs ~18 ms on every restore, where CRIU deletes a table it never made.
     ...["--network-lock", "skip"],

@@ -19,6 +19,45 @@ export interface AppProcess {
   kill(signal: NodeJS.Signals): void;
   /** The app's stdin, when the launcher has one to give. */
   readonly stdin: NodeJS.WritableStream | null;
+  /** The launcher's ends of the runtime's control pipes (src/runtime/control-channel.ts). */
+  readonly control?: ControlStreams;
+}
+
+export interface ControlStreams {
+  readonly down: NodeJS.WritableStream;
+  readonly up: NodeJS.ReadableStream;
+}
+
+/** The control streams a child was spawned with at stdio[downIndex] and stdio[downIndex + 1]. */
+export function controlStreamsOf(child: ChildProcess, downIndex: number): ControlStreams | undefined {
+  const down = child.stdio[downIndex];
+  const up = child.stdio[downIndex + 1];
+  if (!down || !up || !("write" in down) || !("read" in up)) return undefined;
+  // Writes to a relay that died with the app must not crash the launcher.
+  down.on("error", () => {});
+  // The relays end when their sockets do: the child's "close" (and so `exited`) waits for them.
+  child.once("exit", () => {
+    down.destroy();
+    up.destroy();
+  });
+  return { down, up };
+}
+
+/**
+ * Signals the app's process group, as a terminal would: `npm start` or a shell script does
+ * not pass SIGTERM on to the server it started, which would outlive them. The app leads its
+ * group (it is spawned in a session of its own, and a restored copy keeps its group).
+ */
+export function signalAppGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // Already gone: the exit event follows.
+    }
+  }
 }
 
 export interface OutputSinks {
@@ -56,6 +95,7 @@ export function toAppProcess(
   owned: OwnedProcess,
   sinks: OutputSinks,
   target: { readonly pid: number; readonly kill: (signal: NodeJS.Signals) => void } = owned,
+  control?: ControlStreams,
 ): AppProcess {
   const output = forwardOutput(owned.child, sinks);
   // A closed stdin is normal for services; the app must not die of EPIPE on our side.
@@ -66,6 +106,7 @@ export function toAppProcess(
     exited: owned.exited.then((exit) => exitFromStatus(exit.code, exit.signal)),
     hasExited: () => owned.hasExited(),
     stdin: owned.child.stdin,
+    ...(control ? { control } : {}),
     kill: (signal) => {
       if (!owned.hasExited()) target.kill(signal);
     },

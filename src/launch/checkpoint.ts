@@ -5,6 +5,13 @@ import type { CacheEntry, EntryStore, Manifest } from "../cache/entry-store.js";
 import { readCriuErrors } from "../criu/criu-log.js";
 import { type CommandLine, criuDump, dieWithParentUnless, inNetworkOf } from "../exec/command-lines.js";
 import { describeExit, spawnOwned } from "../exec/owned-process.js";
+import {
+  afterCheckpoint,
+  beforeCheckpoint,
+  type ControlChannel,
+  type RuntimeContext,
+} from "../runtime/app-runtime.js";
+import type { RuntimeManifest } from "../runtime/runtime-manifest.js";
 import { listListeningSockets } from "./proc-sockets.js";
 import { waitForConnectionsClosed } from "./wait-connections-closed.js";
 
@@ -30,8 +37,10 @@ export interface CheckpointOptions {
   readonly inspect?: (pid: number) => Promise<(errors: readonly string[]) => string | undefined>;
   readonly manifest: Omit<
     Manifest,
-    "files" | "imageBytes" | "pid" | "stdio" | "checkpointMs" | "createdAt" | "listen"
+    "files" | "imageBytes" | "pid" | "stdio" | "checkpointMs" | "createdAt" | "listen" | "runtime"
   >;
+  /** The in-app runtime and the hooks: asked before the dump, told after it. */
+  readonly runtime?: { readonly channel: ControlChannel | undefined; readonly context: RuntimeContext };
 }
 
 export type CheckpointOutcome =
@@ -46,7 +55,8 @@ export type CheckpointOutcome =
   | { readonly saved: false; readonly reason: "abandoned"; readonly checkpointMs: number }
   | {
       readonly saved: false;
-      readonly reason: "dump-failed" | "app-not-pipes" | "lock-failed" | "commit-failed";
+      /** hook-failed: a checkpoint hook failed or timed out, or the app's runtime did not answer. */
+      readonly reason: "dump-failed" | "app-not-pipes" | "lock-failed" | "commit-failed" | "hook-failed";
       readonly errors: readonly string[];
       /** What in the app explains the failure, in plain words (pre-flight's finding). */
       readonly explanation?: string;
@@ -102,6 +112,41 @@ async function dumpAndCommit(
   elapsed: () => number,
 ): Promise<CheckpointOutcome> {
   await waitForConnectionsClosed(options.pid, 1000);
+  const { runtime } = options;
+  const prepared = runtime
+    ? await beforeCheckpoint(runtime.channel, options.pid, runtime.context)
+    : undefined;
+  if (prepared && !prepared.isReady)
+    return { saved: false, reason: "hook-failed", errors: [prepared.detail], checkpointMs: elapsed() };
+  // The app's runtimes are blocked from here until they are told how the dump went: on every
+  // path, as soon as it is over (not after the commit: they wait for no hashing).
+  let isReleased = false;
+  const release = (isDumped: boolean): string | undefined => {
+    if (isReleased || !prepared?.isReady) return undefined;
+    isReleased = true;
+    return afterCheckpoint(runtime?.channel, prepared, isDumped);
+  };
+  try {
+    return await dumpBlocked(
+      options,
+      stdio,
+      elapsed,
+      release,
+      prepared?.isReady ? prepared.manifest : undefined,
+    );
+  } finally {
+    release(false);
+  }
+}
+
+async function dumpBlocked(
+  options: CheckpointOptions,
+  stdio: string[],
+  elapsed: () => number,
+  release: (isDumped: boolean) => string | undefined,
+  runtime: RuntimeManifest | undefined,
+): Promise<CheckpointOutcome> {
+  // After the hooks (a pool they closed is no finding), before the dump.
   const explain = await options.inspect?.(options.pid);
   const pending = options.store.createPending(options.manifest.key);
   try {
@@ -116,6 +161,7 @@ async function dumpAndCommit(
     });
     const command: CommandLine = options.isNetworkIsolated ? inNetworkOf(options.pid, dump) : dump;
     const exit = await spawnToEnd(dieWithParentUnless(options.isDetached, command), options.signal);
+    const unsafe = release(exit.reason !== "aborted" && exit.code === 0);
     if (exit.reason === "aborted") return { saved: false, reason: "abandoned", checkpointMs: elapsed() };
     if (exit.code !== 0) {
       const logged = await readCriuErrors(logPath);
@@ -130,6 +176,8 @@ async function dumpAndCommit(
         checkpointMs: elapsed(),
       };
     }
+    if (unsafe !== undefined)
+      return { saved: false, reason: "hook-failed", errors: [unsafe], checkpointMs: elapsed() };
     options.onCommitting?.();
     const committed = await options.store.commit(
       pending.dir,
@@ -138,6 +186,7 @@ async function dumpAndCommit(
         pid: options.pid,
         stdio,
         listen,
+        ...(runtime ? { runtime } : {}),
         createdAt: new Date().toISOString(),
         checkpointMs: elapsed(),
       },

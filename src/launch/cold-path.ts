@@ -4,8 +4,10 @@ import type { Manifest } from "../cache/entry-store.js";
 import { scheduleHousekeeping } from "../cache/housekeeping.js";
 import { IMAGE_FORMAT_VERSION } from "../cache/key.js";
 import { WarmstartError } from "../errors.js";
+import { inNetworkOf } from "../exec/command-lines.js";
 import type { NotifyListener } from "../readiness/notify.js";
 import type { ProbeSpec } from "../readiness/probe-spec.js";
+import { openControl, prepareColdStart, runtimeContextFor } from "../runtime/app-runtime.js";
 import type { AppProcess } from "./app-process.js";
 import { type CheckpointOutcome, checkpointApp } from "./checkpoint.js";
 import { startCold } from "./cold-start.js";
@@ -27,7 +29,7 @@ export async function startColdApp(
   state: State<"starting-cold">,
 ): Promise<LaunchState> {
   const { opts } = context;
-  const { session } = state;
+  const { session, plan } = state;
   context.throwIfAborted();
   context.step("starting-cold");
   const env = { ...opts.env };
@@ -36,15 +38,24 @@ export async function startColdApp(
     : undefined;
   if (notify) env.NOTIFY_SOCKET = notify.path;
   const probes = opts.probes.map(noteExistingFile);
+  // The runtime goes in only when this launch may be snapshotted; the key was computed before.
+  const { cache } = session;
+  const injected =
+    cache && plan.isSnapshotWanted && !opts.isSnapshotDisabled
+      ? await prepareColdStart({ env, cacheDir: cache.dir, hashes: cache.hashes, options: opts.runtime })
+      : undefined;
+  if (injected?.warning) opts.emit({ type: "warning", message: injected.warning });
   const app = await startCold({
     executable: session.command.executable,
     args: session.command.args,
     cwd: opts.cwd,
-    env,
+    env: injected?.env ?? env,
     sinks: opts.sinks,
     isDetached: opts.isDetached,
     isNetworkIsolated: opts.isNetworkIsolated,
+    hasControl: injected?.isInjected === true,
   });
+  openControl(app, (message) => opts.emit({ type: "warning", message }));
   return { step: "waiting-ready", session, plan: state.plan, app, notify, probes };
 }
 
@@ -183,6 +194,14 @@ async function takeSnapshot(
       manifest,
       onCommitting: () => context.step("committing"),
       inspect: (pid) => inspectBeforeDump(context, pid),
+      runtime: {
+        channel: openControl(app, (message) => opts.emit({ type: "warning", message })),
+        context: runtimeContextFor(
+          opts,
+          cache.key,
+          opts.isNetworkIsolated ? (command) => inNetworkOf(app.pid, command) : undefined,
+        ),
+      },
     });
   } catch (error) {
     outcome = { saved: false, reason: "commit-failed", errors: [(error as Error).message], checkpointMs: 0 };

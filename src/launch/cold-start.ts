@@ -1,7 +1,13 @@
 import { WarmstartError } from "../errors.js";
 import { dieWithParentUnless, inPrivateNetwork } from "../exec/command-lines.js";
 import { spawnOwned } from "../exec/owned-process.js";
-import { type AppProcess, type OutputSinks, toAppProcess } from "./app-process.js";
+import {
+  type AppProcess,
+  controlStreamsOf,
+  type OutputSinks,
+  signalAppGroup,
+  toAppProcess,
+} from "./app-process.js";
 import { bashWrapper, coldWrapper } from "./pipe-wrapper.js";
 
 export interface ColdStartOptions {
@@ -14,6 +20,8 @@ export interface ColdStartOptions {
   readonly isDetached: boolean;
   /** In a network namespace of its own, with loopback only (prewarm). */
   readonly isNetworkIsolated: boolean;
+  /** Give the app the runtime's control pipes (src/runtime/protocol.ts). */
+  readonly hasControl?: boolean;
 }
 
 /**
@@ -25,7 +33,7 @@ export interface ColdStartOptions {
  */
 export async function startCold(options: ColdStartOptions): Promise<AppProcess> {
   const wrapper = bashWrapper(
-    coldWrapper(options.isNetworkIsolated),
+    coldWrapper(options.isNetworkIsolated, options.hasControl === true),
     dieWithParentUnless(options.isDetached, [options.executable, ...options.args]),
     options.env,
   );
@@ -36,7 +44,12 @@ export async function startCold(options: ColdStartOptions): Promise<AppProcess> 
     isSessionLeader: true,
     isKilledAtExit: !options.isDetached,
     // Detached, the relays write straight to our stdout/stderr, which outlive warmstart.
-    stdio: options.isDetached ? ["ignore", "inherit", "inherit"] : ["pipe", "pipe", "pipe"],
+    stdio: [
+      ...(options.isDetached
+        ? (["ignore", "inherit", "inherit"] as const)
+        : (["pipe", "pipe", "pipe"] as const)),
+      ...(options.hasControl ? (["pipe", "pipe"] as const) : []),
+    ],
   });
   const started = await owned.started;
   if (!started.isStarted) {
@@ -45,5 +58,7 @@ export async function startCold(options: ColdStartOptions): Promise<AppProcess> 
       `Could not start ${command[0]} to launch the app: ${started.error.message}`,
     );
   }
-  return toAppProcess(owned, options.sinks);
+  const group = { pid: owned.pid, kill: (signal: NodeJS.Signals) => signalAppGroup(owned.pid, signal) };
+  const control = options.hasControl ? controlStreamsOf(owned.child, 3) : undefined;
+  return toAppProcess(owned, options.sinks, group, control);
 }

@@ -14,14 +14,29 @@ export interface ConfigFile {
   readonly envIgnore?: readonly string[];
   /** "10G", "500M" or a number of bytes. */
   readonly maxCacheSize?: string | number;
+  /** false: do not inject warmstart's runtime (--no-runtime). */
+  readonly runtime?: boolean;
+  /** Seconds each phase's hooks may take (--hook-timeout). */
+  readonly hookTimeout?: number;
+  /** A command or an http(s) URL (--before-checkpoint). */
+  readonly beforeCheckpoint?: string;
+  /** A command or an http(s) URL (--after-restore). */
+  readonly afterRestore?: string;
+  /** A failing restore hook makes the launch start cold (--strict-hooks). */
+  readonly strictHooks?: boolean;
 }
 
 const FIELDS: Record<string, (value: unknown) => boolean> = {
   ready: isStringList,
-  readyTimeout: (value) => typeof value === "number" && Number.isFinite(value) && value > 0,
+  readyTimeout: isPositiveNumber,
   inputs: isStringList,
   envIgnore: isStringList,
   maxCacheSize: (value) => (typeof value === "number" && value > 0) || typeof value === "string",
+  runtime: (value) => typeof value === "boolean",
+  hookTimeout: isPositiveNumber,
+  beforeCheckpoint: isNonEmptyString,
+  afterRestore: isNonEmptyString,
+  strictHooks: (value) => typeof value === "boolean",
 };
 
 const EXPECTED: Record<string, string> = {
@@ -30,7 +45,20 @@ const EXPECTED: Record<string, string> = {
   inputs: "a list of glob patterns (strings)",
   envIgnore: "a list of variable names (strings)",
   maxCacheSize: 'a size like "10G" or a number of bytes',
+  runtime: "true or false",
+  hookTimeout: "a positive number of seconds",
+  beforeCheckpoint: "a command or an http:// URL (a string)",
+  afterRestore: "a command or an http:// URL (a string)",
+  strictHooks: "true or false",
 };
+
+function isPositiveNumber(value: unknown): boolean {
+  return typeof value === "number" && Number.isFinite(value) && value > 0;
+}
+
+function isNonEmptyString(value: unknown): boolean {
+  return typeof value === "string" && value.trim() !== "";
+}
 
 function isStringList(value: unknown): boolean {
   return Array.isArray(value) && value.every((item) => typeof item === "string");

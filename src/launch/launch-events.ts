@@ -34,6 +34,10 @@ export type FallbackReason =
   /** A port the snapshot listens on is held by another process: the snapshot is kept. */
   | "port-taken"
   | "restored-not-ready"
+  /** The restored app's runtime did not reseed (or did not say so in time). */
+  | "reseed-failed"
+  /** A restore hook failed and --strict-hooks was given. */
+  | "hook-failed"
   | "warm-not-faster";
 
 export type LaunchEvent =

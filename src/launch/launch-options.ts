@@ -2,6 +2,11 @@ import { defaultCacheDir } from "../cache/cache-dir.js";
 import { invalidOption, WarmstartError } from "../errors.js";
 import { type ProbeSpec, parseProbe } from "../readiness/probe-spec.js";
 import type { FleetSettings } from "../remote/fleet-settings.js";
+import {
+  type ResolvedRuntimeOptions,
+  type RuntimeOptions,
+  resolveRuntimeOptions,
+} from "../runtime/runtime-options.js";
 import type { OutputSinks } from "./app-process.js";
 import type { LaunchEvent } from "./launch-events.js";
 
@@ -50,6 +55,8 @@ export interface LaunchOptions {
   readonly portPolicy?: "exclusive" | "shared";
   /** A remote cache, keys and the fleet secret (src/remote/fleet-settings.ts). */
   readonly fleet?: FleetSettings;
+  /** The in-app runtime (fresh randomness in restored copies) and the checkpoint/restore hooks. */
+  readonly runtime?: RuntimeOptions;
 }
 
 /** The options after validation and defaults, frozen. */
@@ -76,6 +83,7 @@ export interface ResolvedOptions {
   readonly restoreTimeoutMs: number;
   readonly portPolicy: "exclusive" | "shared";
   readonly fleet: FleetSettings | undefined;
+  readonly runtime: ResolvedRuntimeOptions;
 }
 
 const DEFAULT_READY_TIMEOUT_MS = 60_000;
@@ -133,5 +141,6 @@ export function resolveLaunchOptions(options: LaunchOptions): Readonly<ResolvedO
     restoreTimeoutMs,
     portPolicy: options.portPolicy ?? "exclusive",
     fleet: options.fleet,
+    runtime: resolveRuntimeOptions(options.runtime),
   });
 }

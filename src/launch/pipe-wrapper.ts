@@ -1,4 +1,5 @@
 import { bashScript, type CommandLine } from "../exec/command-lines.js";
+import { CONTROL_FDS } from "../runtime/protocol.js";
 
 /**
  * Why a bash wrapper: CRIU can checkpoint an app whose stdio are pipes (pipe(2)) and hand
@@ -50,26 +51,53 @@ export function bashWrapper(
  * Cold start: fd 0-2 of the app become pipes relayed to fd 0-2 of the wrapper. With a
  * private network, the wrapper runs under `unshare --net` and brings loopback up first.
  */
-export function coldWrapper(isNetworkIsolated: boolean): string {
+export function coldWrapper(isNetworkIsolated: boolean, hasControl: boolean): string {
+  const control = hasControl ? controlPipes(CONTROL_FDS.down, CONTROL_FDS.up, 3, 4) : "";
   return [
     ...(isNetworkIsolated ? ["ip link set lo up || exit 1"] : []),
-    "exec 0< <(cat <&0 &) 1> >(cat <&0 &) 2> >(cat <&0 >&2 &)",
-    RELAY_AND_CLOSE("0|1|2"),
+    `exec 0< <(${relay("<&0")}) 1> >(${relay("<&0")}) 2> >(${relay("<&0 >&2")})${control}`,
+    RELAY_AND_CLOSE(hasControl ? `0|1|2|${CONTROL_FDS.down}|${CONTROL_FDS.up}` : "0|1|2"),
   ].join("\n");
+}
+
+/**
+ * The runtime's control channel (src/runtime/protocol.ts), pipes like stdio: `down` is read
+ * by the app from what the launcher writes on fd `fromLauncher`, `up` is relayed to fd
+ * `toLauncher`.
+ */
+function controlPipes(down: number, up: number, fromLauncher: number, toLauncher: number): string {
+  return ` ${down}< <(${relay(`<&${fromLauncher}`)}) ${up}> >(${relay(`<&0 >&${toLauncher}`)})`;
+}
+
+/**
+ * A relay: a backgrounded cat (not the app's child: CRIU would dump it) that ignores the
+ * signals warmstart forwards to the app's process group, so that it relays the app's last
+ * lines (what it prints while shutting down) instead of dying first.
+ */
+function relay(redirections: string): string {
+  return `trap '' TERM HUP; cat ${redirections} &`;
 }
 
 /**
  * Restore: fd 4-6 become pipes relayed to our fd 0-2 and are given to the restored app with
  * --inherit-fd; CRIU's own stdout and stderr go to fd 3 of the wrapper (the control channel
- * where the reaper announces the resume and CRIU prints its fatal errors).
+ * where the reaper announces the resume and CRIU prints its fatal errors). With the runtime's
+ * control channel, fd 7 and 8 become its pipes, relayed to our fd 4 and 5.
  */
-export const RESTORE_WRAPPER = [
-  "exec 4< <(cat <&0 &) 5> >(cat <&0 &) 6> >(cat <&0 >&2 &) 0</dev/null 1>&3 2>&3",
-  RELAY_AND_CLOSE("0|1|2|4|5|6"),
-].join("\n");
+export function restoreWrapper(hasControl: boolean): string {
+  // The control pipes first: they are made from fds 4 and 5, which stdio then reuses.
+  const control = hasControl ? controlPipes(RESTORE_CONTROL_FDS.down, RESTORE_CONTROL_FDS.up, 4, 5) : "";
+  return [
+    `exec${control} 4< <(${relay("<&0")}) 5> >(${relay("<&0")}) 6> >(${relay("<&0 >&2")}) 0</dev/null 1>&3 2>&3`,
+    RELAY_AND_CLOSE(hasControl ? "0|1|2|4|5|6|7|8" : "0|1|2|4|5|6"),
+  ].join("\n");
+}
 
 /** The fds of the restoring process that replace the app's stdin, stdout, stderr. */
 export const RESTORE_STDIO_FDS = [4, 5, 6] as const;
+
+/** The fds of the restoring process that replace the app's control pipes (down, up). */
+export const RESTORE_CONTROL_FDS = { down: 7, up: 8 } as const;
 
 export const RESUMED_MARKER = "warmstart:resumed";
 

@@ -6,6 +6,7 @@ import { scheduleHousekeeping } from "../cache/housekeeping.js";
 import { ownerOf } from "../cache/owner-stamp.js";
 import { handOverRuntimeDir, notifySocketDir } from "../cache/runtime-dir.js";
 import type { NotifyListener } from "../readiness/notify.js";
+import { afterRestore, describeResume, openControl, runtimeContextFor } from "../runtime/app-runtime.js";
 import {
   decideAfterLookup,
   decideAfterRestoredNotReady,
@@ -115,12 +116,33 @@ export async function checkRestoredApp(
   const { app } = restored;
   const stopWatching = stopOnAbort(opts.signal, app);
   context.step("checking-ready");
+  // The runtime reseeds and runs the restore hooks before anything else is checked.
+  const resumed = await afterRestore(
+    openControl(app, (message) => opts.emit({ type: "warning", message })),
+    entry.manifest.runtime,
+    app.pid,
+    runtimeContextFor(opts, cache.key),
+  );
+  if (resumed.isReady && resumed.resumeMs !== undefined)
+    context.step("checking-ready", describeResume(resumed.resumeMs, resumed.reseedMs));
+  const runtimeFailure: RestoreFailure | undefined = resumed.isReady
+    ? undefined
+    : {
+        fallback: {
+          reason: resumed.reason,
+          message: `${resumed.detail}; evicted the snapshot, starting cold`,
+        },
+        isEvicted: true,
+      };
   const listen = listListeningSockets(app.pid);
   const holders = findPortHolders(listen, { pid: app.pid, ownInodes: readTreeSocketInodes(app.pid) });
-  const portFailure = decideAfterRestoredPorts(holders, opts.portPolicy);
+  const portFailure = runtimeFailure ?? decideAfterRestoredPorts(holders, opts.portPolicy);
   const ready = portFailure
     ? undefined
     : await waitForReadiness(app, opts, recheckableProbes(opts.probes), undefined);
+  if (ready?.ready && resumed.isReady)
+    for (const failure of resumed.failures)
+      opts.emit({ type: "warning", message: `restore hook failed: ${failure}` });
   // Removing the staged images blocks for ~5 ms: after the re-check, not before it. A lazy
   // restore's daemon reads them until every page is in.
   void restored.imagesReleased.then(() => restored.imagesOwned.release());

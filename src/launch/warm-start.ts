@@ -12,14 +12,21 @@ import {
   withNotifySocketAt,
 } from "../exec/command-lines.js";
 import { spawnOwned } from "../exec/owned-process.js";
-import { type AppProcess, type OutputSinks, toAppProcess } from "./app-process.js";
+import {
+  type AppProcess,
+  controlStreamsOf,
+  type OutputSinks,
+  signalAppGroup,
+  toAppProcess,
+} from "./app-process.js";
 import { type LazyPagesDaemon, startLazyPagesDaemon } from "./lazy-pages.js";
 import {
   bashWrapper,
   REAPER_SCRIPT,
+  RESTORE_CONTROL_FDS,
   RESTORE_STDIO_FDS,
-  RESTORE_WRAPPER,
   RESUMED_MARKER,
+  restoreWrapper,
 } from "./pipe-wrapper.js";
 
 export interface WarmStartOptions {
@@ -116,7 +123,15 @@ function restoreCommand(options: WarmStartOptions, imagesDir: string, isLazy: bo
     imagesDir,
     logFile: options.logPath,
     logLevel: 2,
-    inheritFds: manifest.stdio.map((resource, index) => ({ fd: RESTORE_STDIO_FDS[index] ?? -1, resource })),
+    inheritFds: [
+      ...manifest.stdio.map((resource, index) => ({ fd: RESTORE_STDIO_FDS[index] ?? -1, resource })),
+      ...(manifest.runtime
+        ? [
+            { fd: RESTORE_CONTROL_FDS.down, resource: manifest.runtime.control.down },
+            { fd: RESTORE_CONTROL_FDS.up, resource: manifest.runtime.control.up },
+          ]
+        : []),
+    ],
     execCommand: perlScript(REAPER_SCRIPT, [String(manifest.pid)]),
     isLazy,
   });
@@ -129,13 +144,26 @@ async function restore(
   imagesDir: string,
   isLazy: boolean,
 ): Promise<{ restored: true; app: AppProcess } | Failed> {
-  const wrapper = bashWrapper(RESTORE_WRAPPER, restoreCommand(options, imagesDir, isLazy), options.env);
+  const hasControl = options.entry.manifest.runtime !== undefined;
+  const wrapper = bashWrapper(
+    restoreWrapper(hasControl),
+    restoreCommand(options, imagesDir, isLazy),
+    options.env,
+  );
   const owned = spawnOwned(wrapper.command, {
     env: wrapper.env,
     isSessionLeader: true,
     isKilledAtExit: !options.isDetached,
-    stdio: options.isDetached ? ["ignore", "inherit", "inherit", "pipe"] : ["pipe", "pipe", "pipe", "pipe"],
+    stdio: [
+      ...(options.isDetached
+        ? (["ignore", "inherit", "inherit"] as const)
+        : (["pipe", "pipe", "pipe"] as const)),
+      "pipe",
+      ...(hasControl ? (["pipe", "pipe"] as const) : []),
+    ],
   });
+  // Taken at once: a restore that fails must release them too, or their relays keep us alive.
+  const controlStreams = hasControl ? controlStreamsOf(owned.child, 4) : undefined;
   const control = owned.child.stdio[3];
   const resumed = await waitForResume(control instanceof Readable ? control : null, owned.exited, options);
   const { manifest } = options.entry;
@@ -158,14 +186,8 @@ async function restore(
       logPath: options.logPath,
     };
   }
-  const kill = (signal: NodeJS.Signals) => {
-    try {
-      process.kill(pid, signal);
-    } catch {
-      // Already gone: the exit event follows.
-    }
-  };
-  return { restored: true, app: toAppProcess(owned, options.sinks, { pid, kill }) };
+  const kill = (signal: NodeJS.Signals) => signalAppGroup(pid, signal);
+  return { restored: true, app: toAppProcess(owned, options.sinks, { pid, kill }, controlStreams) };
 }
 
 interface ResumeWait {

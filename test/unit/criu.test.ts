@@ -60,6 +60,7 @@ describe("criu", () => {
         "-v4",
         "--leave-running",
         "--tcp-close",
+        "--skip-in-flight",
         "--network-lock",
         "skip",
         "--file-locks",

@@ -1,0 +1,193 @@
+/**
+ * The runtime warmstart injects into every Node process of the app (NODE_OPTIONS
+ * `--require`, so `npm start`, shell wrappers and child processes are covered) and into
+ * every worker thread (Node runs --require preloads in workers too). Bundled to CommonJS;
+ * no dependencies but koffi's native module, loaded only at checkpoint time.
+ *
+ * At start-up: Math.random is replaced by a generator this runtime can reseed, the process
+ * says hello on the control channel and waits for SIGURG. On SIGURG (a checkpoint): the
+ * checkpoint hooks run (newest first), the workers run theirs and block, koffi is loaded,
+ * the process acks and blocks its event loop in a 1-byte read on the control pipe. The
+ * original reads its verdict ("saved" or "cancelled") once the dump is over; a restored
+ * copy reads "restored" from the pipe its launcher gave it, then reseeds OpenSSL,
+ * Math.random and Node's entropy caches before its event loop takes any other event (a
+ * request waiting on its listening socket included). Then the restore hooks run and the
+ * process reports.
+ */
+import { fstatSync, readSync, writeSync } from "node:fs";
+import { dirname } from "node:path";
+import {
+  CHECKPOINT_SIGNAL,
+  CONTROL_ENV,
+  formatUpMessage,
+  HOOK_TIMEOUT_ENV,
+  PROTOCOL_VERSION,
+  type ResumeReport,
+  type UpMessage,
+  type Verdict,
+  verdictOf,
+} from "../protocol.js";
+import { getRegistry, type Registry } from "../registry.js";
+import { type Crypto, drainEntropyCaches, loadCrypto } from "./entropy-caches.js";
+import { runCheckpointHooks, runRestoreHooks } from "./hooks.js";
+import { installMathRandom, reseedMathRandom } from "./math-random.js";
+import { prepareOpenSslReseed, reseedOpenSsl } from "./openssl.js";
+import { isWorkerThread, joinAsWorker, ThreadCoordinator } from "./threads.js";
+
+const DEFAULT_HOOK_TIMEOUT_MS = 10_000;
+
+interface Control {
+  readonly down: number;
+  readonly up: number;
+  readonly hookTimeoutMs: number;
+}
+
+function readControl(env: NodeJS.ProcessEnv): Control | undefined {
+  const match = /^(\d+):(\d+):(\d+)$/.exec(env[CONTROL_ENV] ?? "");
+  if (!match || Number(match[1]) !== PROTOCOL_VERSION) return undefined;
+  const down = Number(match[2]);
+  const up = Number(match[3]);
+  // A parent may have closed them (Python's subprocess does) or reused the numbers.
+  if (!isPipe(down) || !isPipe(up)) return undefined;
+  const timeout = Number(env[HOOK_TIMEOUT_ENV]);
+  return { down, up, hookTimeoutMs: timeout > 0 ? timeout : DEFAULT_HOOK_TIMEOUT_MS };
+}
+
+function isPipe(fd: number): boolean {
+  try {
+    return fstatSync(fd).isFIFO();
+  } catch {
+    return false;
+  }
+}
+
+function send(control: Control, message: UpMessage): void {
+  try {
+    // One write below PIPE_BUF: atomic among all the processes that share the pipe.
+    writeSync(control.up, formatUpMessage(message));
+  } catch {
+    // warmstart is gone (--detach): nobody is listening.
+  }
+}
+
+/** Blocks until warmstart says what became of the snapshot. */
+function readVerdict(control: Control): Verdict {
+  const byte = Buffer.alloc(1);
+  for (;;) {
+    try {
+      if (readSync(control.down, byte, 0, 1, null) === 0) return "cancelled";
+      return verdictOf(byte.toString("latin1")) ?? "cancelled";
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "EAGAIN") Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+      else if (code !== "EINTR") return "cancelled";
+    }
+  }
+}
+
+/** What each realm does around a checkpoint, main thread or worker alike. */
+class Realm {
+  private crypto: Crypto | undefined;
+  private reseed: { isReseeded: boolean; failures: string[]; reseedMs: number } | undefined;
+
+  constructor(
+    private readonly registry: Registry,
+    private readonly hookTimeoutMs: number,
+    private readonly isMainThread: boolean,
+  ) {}
+
+  async prepare(): Promise<string | undefined> {
+    const failure = await runCheckpointHooks(this.registry, this.hookTimeoutMs);
+    if (failure) return failure;
+    try {
+      this.crypto = await loadCrypto();
+      if (this.isMainThread) prepareOpenSslReseed(dirname(__filename));
+    } catch (error) {
+      return `warmstart's runtime cannot reseed OpenSSL here: ${(error as Error).message}`;
+    }
+    return undefined;
+  }
+
+  /** Synchronous, right after the verdict. OpenSSL is the main thread's to reseed (its
+   * primary generator is the process's); each realm has its own Math.random and caches. */
+  resume(verdict: Verdict): void {
+    if (verdict !== "restored") return;
+    const startedMs = performance.now();
+    const failures: string[] = [];
+    try {
+      if (this.isMainThread) reseedOpenSsl();
+      if (this.crypto) drainEntropyCaches(this.crypto);
+      reseedMathRandom();
+    } catch (error) {
+      failures.push(`reseeding failed: ${(error as Error).message}`);
+    }
+    this.registry.restoreCount++;
+    this.reseed = { isReseeded: failures.length === 0, failures, reseedMs: performance.now() - startedMs };
+  }
+
+  async runRestoreHooks(verdict: Verdict): Promise<string[]> {
+    const info = { outcome: verdict, isRestored: verdict === "restored" };
+    return [
+      ...(this.reseed?.failures ?? []),
+      ...(await runRestoreHooks(this.registry, info, this.hookTimeoutMs)),
+    ];
+  }
+
+  report(failures: string[]): ResumeReport {
+    const reseed = this.reseed;
+    this.reseed = undefined;
+    return { isReseeded: reseed?.isReseeded ?? false, failures, reseedMs: reseed?.reseedMs ?? 0 };
+  }
+}
+
+function startMainThread(control: Control, realm: Realm): void {
+  let threads: ThreadCoordinator | undefined;
+  process.once("worker", (worker) => {
+    threads = new ThreadCoordinator(worker);
+  });
+  let isBusy = false;
+  const onCheckpoint = async () => {
+    if (isBusy) return;
+    isBusy = true;
+    try {
+      const failure = (await realm.prepare()) ?? (await threads?.checkpoint(control.hookTimeoutMs));
+      let verdict: Verdict = "cancelled";
+      if (failure) {
+        send(control, { type: "checkpoint-failed", pid: process.pid, detail: failure });
+      } else {
+        send(control, { type: "checkpoint-ready", pid: process.pid });
+        verdict = readVerdict(control);
+        // No await between the read and here: nothing else runs before the reseed.
+        realm.resume(verdict);
+      }
+      threads?.release(verdict);
+      const failures = await realm.runRestoreHooks(verdict);
+      failures.push(...((await threads?.waitResumed(control.hookTimeoutMs + 1000)) ?? []));
+      send(control, { type: "resumed", pid: process.pid, verdict, report: realm.report(failures) });
+    } finally {
+      isBusy = false;
+    }
+  };
+  process.on(CHECKPOINT_SIGNAL, () => void onCheckpoint());
+  send(control, { type: "hello", pid: process.pid, kind: "node", protocol: PROTOCOL_VERSION });
+}
+
+function start(): void {
+  const control = readControl(process.env);
+  if (!control) return;
+  const registry = getRegistry();
+  if (registry.isManaged) return;
+  registry.isManaged = true;
+  installMathRandom();
+  const isMainThread = !isWorkerThread();
+  const realm = new Realm(registry, control.hookTimeoutMs, isMainThread);
+  if (isMainThread) startMainThread(control, realm);
+  else
+    joinAsWorker({
+      prepare: () => realm.prepare(),
+      resume: (verdict) => realm.resume(verdict),
+      runRestoreHooks: (verdict) => realm.runRestoreHooks(verdict),
+    });
+}
+
+start();
