@@ -189,6 +189,16 @@ export function criuCheck(criuPath: string, feature?: string): CommandLine {
   return [criuPath, "check", ...(feature ? ["--feature", feature] : [])];
 }
 
+/** `criu cpuinfo dump`: CRIU's description of this CPU, for another host to check against. */
+export function criuCpuinfoDump(criuPath: string, imagesDir: string): CommandLine {
+  return [criuPath, "cpuinfo", "dump", "--images-dir", imagesDir];
+}
+
+/** `criu cpuinfo check`: whether this CPU can run what the dump host's image describes. */
+export function criuCpuinfoCheck(criuPath: string, imagesDir: string, logFile: string): CommandLine {
+  return [criuPath, "cpuinfo", "check", "--images-dir", imagesDir, "--log-file", logFile];
+}
+
 export function criuVersion(criuPath: string): CommandLine {
   return [criuPath, "--version"];
 }

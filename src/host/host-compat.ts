@@ -1,11 +1,9 @@
-import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
+import { criuCpuinfoCheck } from "../exec/command-lines.js";
+import { describeExit, runToCompletion } from "../exec/owned-process.js";
 import { type HostFacts, RESTORE_FEATURES } from "./host-facts.js";
-
-const run = promisify(execFile);
 
 export type CompatibilityOutcome =
   | { readonly isCompatible: true }
@@ -85,10 +83,11 @@ async function runCpuinfoCheck(criuPath: string, cpuinfoImage: Buffer): Promise<
   const dir = mkdtempSync(join(tmpdir(), "warmstart-cpuinfo-"));
   try {
     writeFileSync(join(dir, "cpuinfo.img"), cpuinfoImage, { mode: 0o600 });
-    await run(criuPath, ["cpuinfo", "check", "--images-dir", dir, "--log-file", join(dir, "check.log")], {
-      timeout: 30_000,
+    const check = await runToCompletion(criuCpuinfoCheck(criuPath, dir, join(dir, "check.log")), {
+      timeoutMs: 30_000,
     });
-    return undefined;
+    if (check.code === 0) return undefined;
+    throw new Error(describeExit(check));
   } catch {
     let log = "";
     try {

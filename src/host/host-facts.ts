@@ -1,10 +1,8 @@
-import { execFile } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { arch, availableParallelism, release, tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
-
-const run = promisify(execFile);
+import { criuCheck, criuCpuinfoDump } from "../exec/command-lines.js";
+import { runToCompletion } from "../exec/owned-process.js";
 
 /**
  * What a host offers a restored process: what the snapshot's host had must be here too. Read
@@ -104,12 +102,8 @@ function readMemoryLimitBytes(): number | null {
 }
 
 async function hasCriuFeature(criuPath: string, feature: string): Promise<boolean> {
-  try {
-    await run(criuPath, ["check", "--feature", feature], { timeout: 30_000 });
-    return true;
-  } catch {
-    return false;
-  }
+  const check = await runToCompletion(criuCheck(criuPath, feature), { timeoutMs: 30_000 });
+  return check.code === 0;
 }
 
 /**
@@ -120,8 +114,8 @@ async function hasCriuFeature(criuPath: string, feature: string): Promise<boolea
 export async function dumpCpuinfoImage(criuPath: string): Promise<Buffer | undefined> {
   const dir = mkdtempSync(join(tmpdir(), "warmstart-cpuinfo-"));
   try {
-    await run(criuPath, ["cpuinfo", "dump", "--images-dir", dir], { timeout: 30_000 });
-    return readFileSync(join(dir, "cpuinfo.img"));
+    const dump = await runToCompletion(criuCpuinfoDump(criuPath, dir), { timeoutMs: 30_000 });
+    return dump.code === 0 ? readFileSync(join(dir, "cpuinfo.img")) : undefined;
   } catch {
     return undefined;
   } finally {
