@@ -558,3 +558,56 @@ describe("warmstart run: pre-flight before the dump", () => {
     }
   });
 });
+
+describe("warmstart run: the launch's environment, warm as cold", () => {
+  test("a library caller's PATH finds the restore's tools as it finds the cold start's", async () => {
+    const { launch } = await import("../../src/launch/launch.js");
+    const shims = makeTempDir("warmstart-shims-");
+    const log = join(shims, "used.log");
+    const realSetpriv = execFileSync("sh", ["-c", "command -v setpriv"], { encoding: "utf8" }).trim();
+    writeFileSync(join(shims, "setpriv"), `#!/bin/sh\necho "$*" >> ${log}\nexec ${realSetpriv} "$@"\n`);
+    chmodSync(join(shims, "setpriv"), 0o755);
+    const { cacheDir } = newCache();
+    const port = await freePort();
+    const env = { ...process.env, PATH: `${shims}:${process.env.PATH}`, PORT: String(port) };
+    for (const mode of ["cold", "warm"]) {
+      const launched = await launch({
+        command: TICKER,
+        ready: [`tcp:${port}`],
+        cacheDir,
+        env,
+        sinks: { stdout: process.stderr, stderr: process.stderr },
+      });
+      assert.equal(launched.mode, mode);
+      await launched.checkpoint;
+      launched.kill("SIGTERM");
+      await launched.exited;
+    }
+    const used = readFileSync(log, "utf8");
+    assert.match(used, /unshare --pid/, `the restore did not use the launch's PATH:\n${used}`);
+  });
+
+  test("--refresh killed in its dump: the old snapshot is still there, and still restores", async () => {
+    const { cacheDir, reportFile } = newCache();
+    const port = await freePort();
+    const env = { PORT: String(port), NODE_OPTIONS: "--max-old-space-size=1024", BALLAST_MB: "150" };
+    const args = runArgs(cacheDir, reportFile, [`tcp:${port}`], TICKER);
+    const key = await snapshot(args, env);
+    const refresh = new WarmstartRun(
+      runArgs(cacheDir, reportFile, [`tcp:${port}`], TICKER, ["--refresh"]),
+      env,
+    );
+    await refresh.waitFor(/\] checkpointing$/m, "stderr");
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    refresh.child.kill("SIGKILL");
+    await refresh.exited;
+    assert.deepEqual(
+      listEntries(cacheDir),
+      [key],
+      "the refresh took the old snapshot away before its own was in",
+    );
+    const warm = new WarmstartRun(args, env);
+    await warm.waitFor(/ready, warm/, "stderr");
+    await warm.stop();
+  });
+});
