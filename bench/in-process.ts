@@ -4,7 +4,8 @@
 import { readFileSync } from "node:fs";
 import { EntryStore } from "../src/cache/entry-store.js";
 import { FileHashIndex } from "../src/cache/file-hash.js";
-import { type CacheKeyFields, computeCacheKey } from "../src/cache/key.js";
+import { findEntry } from "../src/cache/find-entry.js";
+import { type CacheKeyFields, computeBaseKey } from "../src/cache/key.js";
 import { collectKeyFields, type KeyInputs } from "../src/cache/key-fields.js";
 import type { BenchContext, Snapshot } from "./modes.js";
 import { roundTo } from "./stats.js";
@@ -26,7 +27,10 @@ export async function measureInProcess(
 ): Promise<InProcessFigure[]> {
   // Lazily: tinybench is a devDependency that only this phase needs.
   const { Bench } = await import("tinybench");
-  const manifest = JSON.parse(readFileSync(snapshot.manifestPath, "utf8")) as { fields: CacheKeyFields };
+  const manifest = JSON.parse(readFileSync(snapshot.manifestPath, "utf8")) as {
+    fields: CacheKeyFields;
+    baseKey: string;
+  };
   const { fields } = manifest;
   // What the launch that made the entry hashed: its command, cwd, inputs and environment.
   const keyInputs: KeyInputs = {
@@ -36,30 +40,41 @@ export async function measureInProcess(
     env: ctx.env,
     envIgnore: new Set(),
     inputPatterns: fields.inputPatterns,
-    criuVersion: fields.criuVersion,
+    inputIgnore: fields.inputIgnore,
+    criuVersion: fields.host.criuVersion,
   };
   const computeKey = async () => {
     const hashes = new FileHashIndex(ctx.cacheDir);
-    const key = computeCacheKey(await collectKeyFields(keyInputs, ctx.cacheDir, hashes));
-    hashes.save();
+    const key = computeBaseKey(await collectKeyFields(keyInputs, ctx.cacheDir, hashes));
+    await hashes.save();
     return key;
   };
   // Same inputs, same key: otherwise this would time another computation than a warm launch's.
   const key = await computeKey();
-  if (key !== snapshot.key) throw new Error(`computed key ${key}, the entry's is ${snapshot.key}`);
+  if (key !== manifest.baseKey)
+    throw new Error(`computed base key ${key}, the entry's is ${manifest.baseKey}`);
   const first = await new EntryStore(ctx.cacheDir).lookup(snapshot.key);
   if (!first.hit) throw new Error(`the lookup of ${snapshot.key} missed: ${first.reason}`);
 
   const tasks: { name: string; what: string; fn: () => unknown }[] = [
     {
       name: "key",
-      what: "FileHashIndex load + collectKeyFields (memoized executable hash, env digests, CPU flags) + computeCacheKey",
+      what: "FileHashIndex load + collectKeyFields (memoized executable hash, env digests, CPU flags, cgroup limits) + computeBaseKey",
       fn: computeKey,
     },
     {
       name: "lookup",
       what: "EntryStore.lookup on the real entry (modes, sizes, sha256 of the metadata images)",
       fn: () => new EntryStore(ctx.cacheDir).lookup(snapshot.key),
+    },
+    {
+      name: "find entry",
+      what: "findEntry: the lookup of every entry under the base key, host part and discovered inputs checked",
+      fn: async () => {
+        const hashes = new FileHashIndex(ctx.cacheDir);
+        const found = await findEntry(new EntryStore(ctx.cacheDir), manifest.baseKey, fields, hashes);
+        if (!found.hit) throw new Error(`findEntry missed: ${JSON.stringify(found)}`);
+      },
     },
     {
       name: "manifest read",

@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { FileHashIndex } from "../src/cache/file-hash.js";
-import { computeCacheKey } from "../src/cache/key.js";
+import { computeBaseKey } from "../src/cache/key.js";
 import { collectKeyFields } from "../src/cache/key-fields.js";
 
 const FILES = 100;
@@ -30,14 +30,15 @@ try {
     env: process.env,
     envIgnore: new Set<string>(),
     inputPatterns: ["src/**/*.js"],
+    inputIgnore: [],
     criuVersion: "4.2.1",
   };
   const computeKey = async () => {
     const hashes = new FileHashIndex(cacheDir);
     const fields = await collectKeyFields(inputs, cacheDir, hashes);
-    hashes.save();
+    await hashes.save();
     if (Object.keys(fields.inputs).length !== FILES) throw new Error(`expected ${FILES} inputs`);
-    return computeCacheKey(fields);
+    return computeBaseKey(fields);
   };
   const firstStarted = performance.now();
   const key = await computeKey();

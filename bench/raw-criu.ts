@@ -17,7 +17,7 @@ import { join } from "node:path";
 import { criuLazyPages, criuRestore, inNewPidNamespace } from "../src/exec/command-lines.js";
 import { liveChildren, measureTtfr, stop } from "./ttfr.js";
 
-/** What the harness needs of a cache entry (<cache>/v1/<key>/images + manifest.json). */
+/** What the harness needs of a cache entry (<cache>/v<format>/<key>/images + manifest.json). */
 export interface SnapshotEntry {
   readonly imagesDir: string;
   /** The app's fd 0-2 at dump time, "pipe:[INODE]". */

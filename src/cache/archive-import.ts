@@ -61,7 +61,13 @@ export type ImportOutcome =
 
 /** What the caller decides once the document is verified, before any image is read. */
 export type Admission =
-  | { readonly isAdmitted: true; readonly key: string; readonly fields: CacheKeyFields }
+  | {
+      readonly isAdmitted: true;
+      readonly key: string;
+      /** The base key the entry is filed under on this host. */
+      readonly baseKey: string;
+      readonly fields: CacheKeyFields;
+    }
   | { readonly isAdmitted: false; readonly detail: string };
 
 export interface ImportOptions {
@@ -309,7 +315,12 @@ class MemberReader {
       );
     }
     this.#admittedKey = admission.key;
-    const manifest: Manifest = { ...document.manifest, key: admission.key, fields: admission.fields };
+    const manifest: Manifest = {
+      ...document.manifest,
+      key: admission.key,
+      baseKey: admission.baseKey,
+      fields: admission.fields,
+    };
     const hostDir = join(this.staging, ENTRY_HOST_DIR);
     mkdirSync(hostDir, { mode: 0o700 });
     await writeSynced(join(hostDir, "host.json"), Buffer.from(`${JSON.stringify(document.host, null, 2)}\n`));

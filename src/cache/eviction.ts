@@ -94,14 +94,18 @@ function selectOverflow(byLastUse: readonly ScannedEntry[], budgetBytes: number)
 /**
  * Evicts the user's other entries for the same command in the same directory with the same
  * environment. A new entry for such a launch means its code, inputs or runtime changed; the old snapshot would only be restored if they
- * changed back, and it holds disk space until then. Returns the evicted keys.
+ * changed back, and it holds disk space until then. Two kinds are kept: entries made for
+ * another host part (another memory limit or CPU set: launches there still use them), and
+ * the newest earlier entry under the same base key (inputs changed back, as when a branch is
+ * checked out and back, find it warm). Returns the evicted keys.
  */
 export function dropOlderEntriesOfCommand(
   store: EntryStore,
-  manifest: Pick<Manifest, "key" | "command" | "fields">,
+  manifest: Pick<Manifest, "key" | "command" | "fields" | "baseKey">,
 ): string[] {
   const uid = process.getuid?.() ?? 0;
   const dropped: string[] = [];
+  const previousVersions: Partial<Manifest>[] = [];
   for (const key of listEntryKeys(store)) {
     if (key === manifest.key) continue;
     const dir = store.entryDir(key);
@@ -113,10 +117,21 @@ export function dropOlderEntriesOfCommand(
     }
     const other = readOwnedJson(join(dir, "manifest.json")) as Partial<Manifest> | undefined;
     if (!other || !isSameCommand(other, manifest)) continue;
+    if (JSON.stringify(other.fields?.host) !== JSON.stringify(manifest.fields.host)) continue;
+    if (other.baseKey === manifest.baseKey) {
+      previousVersions.push({ ...other, key });
+      continue;
+    }
     store.evict(key);
     dropped.push(key);
   }
-  return dropped;
+  const byAge = previousVersions.sort((a, b) => ((a.createdAt ?? "") < (b.createdAt ?? "") ? 1 : -1));
+  for (const { key } of byAge.slice(1)) {
+    if (key === undefined) continue;
+    store.evict(key);
+    dropped.push(key);
+  }
+  return dropped.sort();
 }
 
 function isSameCommand(other: Partial<Manifest>, manifest: Pick<Manifest, "command" | "fields">): boolean {

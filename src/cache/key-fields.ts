@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { WarmstartError } from "../errors.js";
 import { describeUnsafePath } from "./cache-dir.js";
 import type { FileHashIndex } from "./file-hash.js";
+import { readHostLimits } from "./host-limits.js";
 import { hashInputs } from "./input-files.js";
 import { type CacheKeyFields, digestEnvironment, IMAGE_FORMAT_VERSION } from "./key.js";
 
@@ -15,6 +16,7 @@ export interface KeyInputs {
   readonly env: NodeJS.ProcessEnv;
   readonly envIgnore: ReadonlySet<string>;
   readonly inputPatterns: readonly string[];
+  readonly inputIgnore: readonly string[];
   readonly criuVersion: string;
   /** The fleet's secret for the environment digests (shared by hosts that share snapshots);
    * default: this cache's own. */
@@ -35,12 +37,16 @@ export async function collectKeyFields(
     cwd: inputs.cwd,
     inputPatterns: inputs.inputPatterns,
     inputs: await hashInputs(inputs.inputPatterns, inputs.cwd, hashes),
+    inputIgnore: inputs.inputIgnore,
     env: digestEnvironment(inputs.env, inputs.envSecret ?? readCacheSecret(cacheDir), inputs.envIgnore),
     uid: process.getuid?.() ?? 0,
     gid: process.getgid?.() ?? 0,
-    kernelRelease: release(),
-    cpuFlagsSha256: hashCpuFlags(),
-    criuVersion: inputs.criuVersion,
+    host: {
+      kernelRelease: release(),
+      cpuFlagsSha256: hashCpuFlags(),
+      criuVersion: inputs.criuVersion,
+      ...readHostLimits(),
+    },
   };
 }
 

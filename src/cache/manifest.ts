@@ -1,3 +1,4 @@
+import type { DiscoveredInputs } from "../inputs/discovered-inputs.js";
 import type { RuntimeManifest } from "../runtime/runtime-manifest.js";
 import type { CacheKeyFields } from "./key.js";
 
@@ -11,7 +12,11 @@ export interface ListenAddress {
 export interface Manifest {
   readonly formatVersion: number;
   readonly key: string;
+  /** The base key the entry lives under (its key ends with the first half of it). */
+  readonly baseKey: string;
   readonly fields: CacheKeyFields;
+  /** The inputs its cold start was seen reading: each lookup checks them on disk. */
+  readonly discovered: DiscoveredInputs;
   /** The command as the user typed it, for `ls` and messages. */
   readonly command: readonly string[];
   /** The app's PID at dump time; it keeps it inside the PID namespace it is restored into. */
@@ -66,6 +71,14 @@ export function describeInvalidManifest(value: unknown, key: string): string | u
   if (!Array.isArray(m.command) || !m.command.every((arg) => typeof arg === "string"))
     return "its command is not a list of strings";
   if (!m.fields || typeof m.fields !== "object") return "it has no key fields";
+  if (typeof m.baseKey !== "string" || !KEY.test(m.baseKey)) return "its base key is not a key";
+  const discovered = m.discovered as Partial<DiscoveredInputs> | null | undefined;
+  if (
+    (discovered?.mode !== "fanotify" && discovered?.mode !== "proc") ||
+    !Array.isArray(discovered.files) ||
+    !discovered.files.every((line) => typeof line === "string")
+  )
+    return "its discovered inputs are not a list";
   if (typeof m.createdAt !== "string" || Number.isNaN(Date.parse(m.createdAt)))
     return "its createdAt is not a date";
   if (!isCount(m.coldReadyMs) || !isCount(m.checkpointMs)) return "its timings are not numbers";

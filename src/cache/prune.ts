@@ -1,7 +1,8 @@
-import { join } from "node:path";
+import { lstatSync, readdirSync, rmSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { judgeEntry } from "./entry-list.js";
 import { removeEntry } from "./entry-remove.js";
-import { scanEntries } from "./entry-scan.js";
+import { measureTreeBytes, scanEntries } from "./entry-scan.js";
 import type { EntryStore } from "./entry-store.js";
 import { type CacheLimitOutcome, enforceCacheLimit } from "./eviction.js";
 import { cleanUpAfterGoneLaunches } from "./housekeeping.js";
@@ -25,6 +26,8 @@ export interface KeptEntry extends PrunedEntry {
 }
 
 export interface PruneReport {
+  /** Stores of other image format versions (`v1`, ...): no launch of this warmstart reads them. */
+  readonly otherFormats: readonly { readonly name: string; readonly sizeBytes: number }[];
   /** What launches that are gone left (pending dumps, runtime directories, locks, old
    * logs), as paths relative to the cache. */
   readonly abandoned: readonly string[];
@@ -38,6 +41,7 @@ export interface PruneReport {
  * refuses or finds damaged; then evicts the least recently used entries over the cap.
  */
 export async function pruneCache(store: EntryStore, options: PruneOptions = {}): Promise<PruneReport> {
+  const otherFormats = removeOtherFormats(dirname(store.root), basename(store.root));
   const abandoned = cleanUpAfterGoneLaunches({
     dir: store.cacheDir,
     store,
@@ -62,5 +66,28 @@ export async function pruneCache(store: EntryStore, options: PruneOptions = {}):
     store,
     options.maxBytes === undefined ? {} : { maxBytes: options.maxBytes },
   );
-  return { abandoned, removed, kept, limit };
+  return { otherFormats, abandoned, removed, kept, limit };
+}
+
+/** Removes the user's stores of other format versions beside the current one. */
+function removeOtherFormats(cacheDir: string, current: string): { name: string; sizeBytes: number }[] {
+  const uid = process.getuid?.() ?? 0;
+  const removed: { name: string; sizeBytes: number }[] = [];
+  let names: string[];
+  try {
+    names = readdirSync(cacheDir);
+  } catch {
+    return [];
+  }
+  for (const name of names) {
+    if (!/^v\d+$/.test(name) || name === current) continue;
+    const dir = join(cacheDir, name);
+    const stat = lstatSync(dir);
+    // Never what another user wrote, never through a symlink.
+    if (!stat.isDirectory() || stat.uid !== uid) continue;
+    const sizeBytes = measureTreeBytes(dir);
+    rmSync(dir, { recursive: true, force: true });
+    removed.push({ name, sizeBytes });
+  }
+  return removed;
 }

@@ -1,7 +1,8 @@
 import { createHash } from "node:crypto";
 import type { HostFacts } from "../host/host-facts.js";
+import { contentOf } from "../inputs/discovered-inputs.js";
 import type { Manifest } from "./entry-store.js";
-import { type CacheKeyFields, computeCacheKey } from "./key.js";
+import { type CacheKeyFields, computeBaseKey, computeEntryKey, type HostKeyFields } from "./key.js";
 
 /**
  * What travels with a snapshot before its images: the entry's manifest, the host it was taken
@@ -23,34 +24,32 @@ export const SNAPSHOT_FORMAT = "warmstart-snapshot/1";
 /** A document is JSON of this size at most; anything larger is refused unread. */
 export const MAX_DOCUMENT_BYTES = 1024 * 1024;
 
-/** Key fields that describe the host, not the app; compared by host compatibility instead. */
-const HOST_FIELDS = ["kernelRelease", "cpuFlagsSha256", "criuVersion"] as const;
-
 /**
- * The app part of a key: every field but the host's. Two hosts that run the same app with the
- * same fleet secret compute the same app key, whatever their kernel or CPU.
+ * The app part of a key: every field but the host's (`host`, compared by host compatibility
+ * instead). Two hosts that run the same app with the same fleet secret compute the same app
+ * key, whatever their kernel or CPU.
  */
 export function computeAppKey(fields: CacheKeyFields): string {
-  const appFields: Record<string, unknown> = { ...fields };
-  for (const field of HOST_FIELDS) delete appFields[field];
+  const { host: _host, ...appFields } = fields;
   return createHash("sha256")
     .update("warmstart-app-key\0")
     .update(JSON.stringify(sortKeys(appFields)))
     .digest("hex");
 }
 
-/** The key this host computes for a snapshot's app: its own host fields in place of the dump host's. */
+/**
+ * The entry this host files a compatible snapshot under: its own kernel, CPU flags and CRIU in
+ * the host part, in place of the dump host's (compatibility was judged already). The CPUs
+ * and memory limit the app sized itself for stay the dump's: a launch here restores it only
+ * where they are the same, and says so when they are not.
+ */
 export function rekeyForHost(
-  fields: CacheKeyFields,
-  local: Pick<CacheKeyFields, (typeof HOST_FIELDS)[number]>,
-): { key: string; fields: CacheKeyFields } {
-  const rekeyed: CacheKeyFields = {
-    ...fields,
-    kernelRelease: local.kernelRelease,
-    cpuFlagsSha256: local.cpuFlagsSha256,
-    criuVersion: local.criuVersion,
-  };
-  return { key: computeCacheKey(rekeyed), fields: rekeyed };
+  manifest: Pick<Manifest, "fields" | "discovered">,
+  local: Pick<HostKeyFields, "kernelRelease" | "cpuFlagsSha256" | "criuVersion">,
+): { key: string; baseKey: string; fields: CacheKeyFields } {
+  const fields: CacheKeyFields = { ...manifest.fields, host: { ...manifest.fields.host, ...local } };
+  const baseKey = computeBaseKey(fields);
+  return { key: computeEntryKey(baseKey, fields.host, contentOf(manifest.discovered)), baseKey, fields };
 }
 
 function sortKeys(value: unknown): unknown {

@@ -22,6 +22,7 @@ Options:
   --runs <n>                 launches per mode (default 5)
   --cache-dir <dir>          as for 'warmstart run'
   --input <glob>             as for 'warmstart run' (repeatable)
+  --input-ignore <glob>      as for 'warmstart run' (repeatable)
   --env-ignore <NAME>        as for 'warmstart run' (repeatable)
   --json                     print the results as JSON
 
@@ -35,6 +36,7 @@ const BENCH_FLAGS: NonNullable<ParseArgsConfig["options"]> = {
   "cache-dir": { type: "string" },
   "env-ignore": { type: "string", multiple: true, default: [] },
   input: { type: "string", multiple: true, default: [] },
+  "input-ignore": { type: "string", multiple: true, default: [] },
   runs: { type: "string" },
   json: { type: "boolean", default: false },
   help: { type: "boolean", short: "h", default: false },
@@ -73,6 +75,7 @@ export async function runBenchCommand(args: string[]): Promise<number> {
       ...(options.readyTimeoutMs !== undefined ? { readyTimeoutMs: options.readyTimeoutMs } : {}),
       cacheDir: options.cacheDir,
       inputs: options.inputs,
+      inputIgnore: options.inputIgnore,
       envIgnore: options.envIgnore,
       runs,
       onEvent: renderProgress,

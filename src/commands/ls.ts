@@ -1,4 +1,6 @@
 import { type ListedEntry, listCacheEntries } from "../cache/entry-list.js";
+import type { Manifest } from "../cache/entry-store.js";
+import { listDiscoveredPaths } from "../inputs/discovered-inputs.js";
 import { describeEmptyCache, openStore, parseCommandArgs, rejectPositionals } from "./command-args.js";
 import { formatBytes, formatCommand, formatDirectory, formatDuration, renderTable } from "./format.js";
 
@@ -15,8 +17,9 @@ const HEADER = [
   "HITS",
   "COLD MS",
   "WARM MS",
+  "INPUTS",
 ] as const;
-const NUMERIC_COLUMNS = new Set([3, 4, 5, 6, 7, 8]);
+const NUMERIC_COLUMNS = new Set([3, 4, 5, 6, 7, 8, 9]);
 
 /** `warmstart ls`: one line per entry, most recently used first; refused ones are never trusted. */
 export async function runLsCommand(args: string[]): Promise<number> {
@@ -69,6 +72,7 @@ function toRow(entry: ListedEntry, nowMs: number): string[] {
     entry.warmReadyMs === null
       ? "-"
       : `${entry.warmReadyMs}${entry.isWarmNotFaster ? " (not faster: runs cold)" : ""}`,
+    describeInputs(entry.manifest),
   ];
 }
 
@@ -97,5 +101,20 @@ function toJson(entry: ListedEntry): Record<string, unknown> {
     bestWarmReadyMs: entry.bestWarmReadyMs,
     // Launches of this entry go cold: its warm start was measured no faster.
     isWarmNotFaster: entry.isWarmNotFaster,
+    baseKey: entry.manifest.baseKey,
+    host: entry.manifest.fields.host,
+    // What its cold start was seen reading: a change to any of them makes a launch miss it.
+    inputs: {
+      mode: entry.manifest.discovered.mode,
+      declared: Object.keys(entry.manifest.fields.inputs),
+      discovered: listDiscoveredPaths(entry.manifest.discovered),
+    },
   };
+}
+
+/** How many inputs the entry checks; "(proc)" when they were read from /proc at dump time,
+ * without fanotify, so files read and closed during startup are not among them. */
+function describeInputs(manifest: Manifest): string {
+  const count = manifest.discovered.files.length + Object.keys(manifest.fields.inputs).length;
+  return manifest.discovered.mode === "proc" ? `${count} (proc)` : String(count);
 }

@@ -30,6 +30,10 @@ export async function runPruneCommand(args: string[]): Promise<number> {
   }
   const report = await pruneCache(store, maxBytes === undefined ? {} : { maxBytes });
   const lines = [
+    ...report.otherFormats.map(
+      (store) =>
+        `removed ${store.name} (${formatBytes(store.sizeBytes)}): snapshots of an older warmstart, never used`,
+    ),
     ...report.abandoned.map((path) => `removed ${path} (left by a launch that is gone)`),
     ...report.removed.map(
       (entry) =>

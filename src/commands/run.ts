@@ -34,8 +34,11 @@ Cache:
   --no-snapshot          do not checkpoint this launch
   --refresh              start cold and replace the snapshot
   --cache-dir <dir>      default: $WARMSTART_CACHE_DIR, $XDG_CACHE_HOME/warmstart or ~/.cache/warmstart
-  --input <glob>         a file the app is made of (code, jar, config): a change to it
-                         makes the next launch cold (repeatable; ** for any depth)
+  --input <glob>         a file the app reads after it is ready (what a recording of its
+                         start cannot see): a change to it makes the next launch cold
+                         (repeatable; ** for any depth)
+  --input-ignore <glob>  a file the app reads while it starts that changes without
+                         mattering: not an input (repeatable; relative to the cwd)
   --env-ignore <NAME>    leave this environment variable out of the cache key (repeatable)
   --max-cache-size <n>   cap the cache (500M, 10G; default 10G or 20% of the free space);
                          least recently used snapshots go first
@@ -78,7 +81,8 @@ Output:
   -v, --verbose          show each step with its time
 
 Settings can also live in warmstart.config.json (or a "warmstart" field of package.json) in
-the working directory: {"ready": [...], "readyTimeout": 60, "inputs": [...], "envIgnore": [...],
+the working directory: {"ready": [...], "readyTimeout": 60, "inputs": [...], "inputIgnore": [...],
+"envIgnore": [...],
 "maxCacheSize": "10G", "runtime": true, "beforeCheckpoint": "...", "afterRestore": "...",
 "hookTimeout": 10, "strictHooks": false}. Flags replace the file's values.
 
@@ -93,7 +97,7 @@ export const PREWARM_USAGE = `Usage: warmstart prewarm [options] -- <command> [a
 Starts <command> cold in a private network namespace (so it can run beside an instance
 that is serving on the same ports), waits until it is ready, snapshots it and stops it:
 the next 'warmstart run' of the same command is warm. Takes run's readiness and cache
-options (--ready, --ready-timeout, --cache-dir, --input, --env-ignore, --max-cache-size,
+options (--ready, --ready-timeout, --cache-dir, --input, --input-ignore, --env-ignore, --max-cache-size,
 --report, -v). Exits 0 when a snapshot was saved.`;
 
 const LAUNCH_FLAGS: ParseArgsOptionsConfig = {
@@ -102,6 +106,7 @@ const LAUNCH_FLAGS: ParseArgsOptionsConfig = {
   "cache-dir": { type: "string" },
   "env-ignore": { type: "string", multiple: true, default: [] },
   input: { type: "string", multiple: true, default: [] },
+  "input-ignore": { type: "string", multiple: true, default: [] },
   "max-cache-size": { type: "string" },
   report: { type: "string" },
   "no-runtime": { type: "boolean", default: false },
@@ -178,6 +183,7 @@ export function parseLaunchArgs(args: string[], flags: ParseArgsOptionsConfig, u
     command,
     ready: pick(listOf(values, "ready"), config?.ready),
     inputs: pick(listOf(values, "input"), config?.inputs),
+    inputIgnore: pick(listOf(values, "input-ignore"), config?.inputIgnore),
     envIgnore: pick(listOf(values, "env-ignore"), config?.envIgnore),
     cacheDir: cacheDirFlag ? resolve(cacheDirFlag) : defaultCacheDir(),
     ...(readyTimeoutSeconds !== undefined ? { readyTimeoutMs: readyTimeoutSeconds * 1000 } : {}),

@@ -1,7 +1,10 @@
 import { removeEntry } from "../cache/entry-remove.js";
 import { listEntryKeys } from "../cache/entry-scan.js";
+import type { Manifest } from "../cache/entry-store.js";
 import { verifyEntry } from "../cache/entry-verify.js";
+import { FileHashIndex } from "../cache/file-hash.js";
 import { WarmstartError } from "../errors.js";
+import { describeChangedInput, findChangedInput, listDiscoveredPaths } from "../inputs/discovered-inputs.js";
 import {
   checkKeyPrefix,
   describeEmptyCache,
@@ -16,6 +19,12 @@ interface Verdict {
   readonly key: string;
   readonly state: "ok" | "corrupt" | "refused";
   readonly detail?: string;
+  /** sound entries: their inputs and whether a launch would still find them as they were. */
+  readonly inputs?: {
+    readonly mode: string;
+    readonly paths: readonly string[];
+    readonly stale: string | null;
+  };
   readonly isRemoved: boolean;
   /** Why --fix could not remove it. */
   readonly keptBecause?: string;
@@ -51,6 +60,7 @@ export async function runVerifyCommand(args: string[]): Promise<number> {
   const { cacheDir, store, isMissing } = openStore(values["cache-dir"]);
   const keys = prefix === undefined ? listEntryKeys(store) : [selectEntry(store, prefix)];
   const verdicts: Verdict[] = [];
+  const hashes = new FileHashIndex(cacheDir);
   for (const key of keys) {
     const outcome = await verifyEntry(store, key);
     if (outcome.state === "missing") continue;
@@ -59,6 +69,7 @@ export async function runVerifyCommand(args: string[]): Promise<number> {
         key,
         state: outcome.state,
         ...("detail" in outcome ? { detail: outcome.detail } : {}),
+        ...(outcome.state === "ok" ? { inputs: await checkInputs(outcome.manifest, hashes) } : {}),
         isRemoved: false,
       });
       continue;
@@ -82,7 +93,10 @@ export async function runVerifyCommand(args: string[]): Promise<number> {
     return 0;
   }
   const lines = verdicts.map((verdict) => {
-    const head = `${verdict.key.slice(0, 12)}  ${verdict.state}${verdict.detail ? `: ${verdict.detail}` : ""}`;
+    const inputs = verdict.inputs
+      ? `; ${verdict.inputs.paths.length} inputs${verdict.inputs.mode === "proc" ? " (proc)" : ""}, ${verdict.inputs.stale ? `stale: ${verdict.inputs.stale}` : "as recorded"}`
+      : "";
+    const head = `${verdict.key.slice(0, 12)}  ${verdict.state}${verdict.detail ? `: ${verdict.detail}` : ""}${inputs}`;
     if (verdict.isRemoved) return `${head} (removed)`;
     return verdict.keptBecause ? `${head} (not removed: ${verdict.keptBecause})` : head;
   });
@@ -93,4 +107,18 @@ export async function runVerifyCommand(args: string[]): Promise<number> {
   );
   process.stdout.write(`${lines.join("\n")}\n`);
   return isSound ? 0 : 1;
+}
+
+/** An entry's inputs, and the first one that no longer matches (a launch would pass the
+ * entry by: stale, not damaged, so verify's exit code does not change). */
+async function checkInputs(
+  manifest: Manifest,
+  hashes: FileHashIndex,
+): Promise<NonNullable<Verdict["inputs"]>> {
+  const changed = await findChangedInput(manifest.discovered, hashes);
+  return {
+    mode: manifest.discovered.mode,
+    paths: [...Object.keys(manifest.fields.inputs), ...listDiscoveredPaths(manifest.discovered)],
+    stale: changed ? describeChangedInput(changed) : null,
+  };
 }

@@ -144,6 +144,7 @@ export async function runDoctor(env: NodeJS.ProcessEnv = process.env): Promise<D
         : { name: tool, status: "missing", detail: why, fix, isRequired },
     );
   }
+  checks.push(await checkInputRecording(env));
   if (!criu.found) {
     checks.push(skippedProbe());
     return finish(checks);
@@ -220,4 +221,26 @@ function lastLine(text: string | undefined): string {
 function firstErrorLine(text: string | undefined): string {
   const lines = (text ?? "").trim().split("\n");
   return lines.find((line) => /Error/.test(line)) ?? lines.at(-1) ?? "failed";
+}
+
+/** How a cold start finds the files a snapshot depends on (src/inputs/). */
+async function checkInputRecording(env: NodeJS.ProcessEnv): Promise<DoctorCheck> {
+  const { startRecorder } = await import("../inputs/recorder.js");
+  const recorder = startRecorder(env);
+  await recorder.opened;
+  recorder.close();
+  return recorder.mode === "fanotify"
+    ? {
+        name: "input recording",
+        status: "ok",
+        detail: "fanotify: every file the app's tree opens while it starts is an input of its snapshot",
+        isRequired: false,
+      }
+    : {
+        name: "input recording",
+        status: "missing",
+        detail: `/proc at dump time only (${recorder.fallbackReason}): files the app read and closed while it started are not seen, so an edit to them may restore old code`,
+        fix: "run as root (fanotify needs CAP_SYS_ADMIN), or declare such files with --input",
+        isRequired: false,
+      };
 }

@@ -69,6 +69,12 @@ export function inNetworkOf(pid: number, command: CommandLine): CommandLine {
   return ["nsenter", `--net=/proc/${pid}/ns/net`, "--", ...command];
 }
 
+/** `command` in the app's mount namespace: a recorded cold start's private copy (src/inputs/),
+ * where CRIU must dump it from so that the app's files resolve on the mounts it uses. */
+export function inMountNamespaceOf(pid: number, command: CommandLine): CommandLine {
+  return ["nsenter", `--mount=/proc/${pid}/ns/mnt`, "--", ...command];
+}
+
 /**
  * Inside a restore's private mount namespace, before CRIU runs: a restored app keeps the
  * NOTIFY_SOCKET path of the launch that was checkpointed, whose socket is gone. A tmpfs over

@@ -28,12 +28,12 @@ export async function admitOnThisHost(
   if (!verdict.isCompatible) {
     return { isAdmitted: false, detail: `this host cannot restore it: ${verdict.differences.join("; ")}` };
   }
-  const { key, fields } = rekeyForHost(document.manifest.fields, {
+  const { key, baseKey, fields } = rekeyForHost(document.manifest, {
     kernelRelease: release(),
     cpuFlagsSha256: hashCpuFlags(),
     criuVersion: criu.criu.version.text,
   });
-  return { isAdmitted: true, key, fields };
+  return { isAdmitted: true, key, baseKey, fields };
 }
 
 /** This host's facts and CRIU's image of its CPU: what an entry dumped here travels with. */

@@ -3,7 +3,13 @@ import { join } from "node:path";
 import { tryAcquireDumpLock } from "../cache/dump-lock.js";
 import type { CacheEntry, EntryStore, Manifest } from "../cache/entry-store.js";
 import { readCriuErrors } from "../criu/criu-log.js";
-import { type CommandLine, criuDump, dieWithParentUnless, inNetworkOf } from "../exec/command-lines.js";
+import {
+  type CommandLine,
+  criuDump,
+  dieWithParentUnless,
+  inMountNamespaceOf,
+  inNetworkOf,
+} from "../exec/command-lines.js";
 import { describeExit, spawnOwned } from "../exec/owned-process.js";
 import {
   afterCheckpoint,
@@ -19,6 +25,8 @@ export interface CheckpointOptions {
   readonly criuPath: string;
   /** Dump from inside the app's network namespace (a prewarm's private one). */
   readonly isNetworkIsolated: boolean;
+  /** The app runs in a private mount namespace (a recorded cold start): CRIU dumps from it. */
+  readonly isMountPrivate: boolean;
   /** CRIU is not guarded by the parent-death signal: the launch waits for it before exiting. */
   readonly isDetached: boolean;
   readonly store: EntryStore;
@@ -159,7 +167,8 @@ async function dumpBlocked(
       logLevel: 4,
       leaveRunning: true,
     });
-    const command: CommandLine = options.isNetworkIsolated ? inNetworkOf(options.pid, dump) : dump;
+    const inMounts = options.isMountPrivate ? inMountNamespaceOf(options.pid, dump) : dump;
+    const command: CommandLine = options.isNetworkIsolated ? inNetworkOf(options.pid, inMounts) : inMounts;
     const exit = await spawnToEnd(dieWithParentUnless(options.isDetached, command), options.signal);
     const unsafe = release(exit.reason !== "aborted" && exit.code === 0);
     if (exit.reason === "aborted") return { saved: false, reason: "abandoned", checkpointMs: elapsed() };

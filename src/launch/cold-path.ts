@@ -1,10 +1,13 @@
 import { statSync } from "node:fs";
 import { recordRuleColdLaunch } from "../cache/entry-stats.js";
 import type { Manifest } from "../cache/entry-store.js";
+import { evictEntriesOf } from "../cache/find-entry.js";
 import { scheduleHousekeeping } from "../cache/housekeeping.js";
 import { IMAGE_FORMAT_VERSION } from "../cache/key.js";
 import { WarmstartError } from "../errors.js";
 import { inNetworkOf } from "../exec/command-lines.js";
+import { sealRecording } from "../inputs/record-inputs.js";
+import type { InputRecorder } from "../inputs/recorder.js";
 import type { NotifyListener } from "../readiness/notify.js";
 import type { ProbeSpec } from "../readiness/probe-spec.js";
 import { openControl, prepareColdStart, runtimeContextFor } from "../runtime/app-runtime.js";
@@ -45,6 +48,12 @@ export async function startColdApp(
       ? await prepareColdStart({ env, cacheDir: cache.dir, hashes: cache.hashes, options: opts.runtime })
       : undefined;
   if (injected?.warning) opts.emit({ type: "warning", message: injected.warning });
+  // Watches what the app reads as it starts, for the snapshot's validity (src/inputs/).
+  const recorder =
+    cache && plan.isSnapshotWanted && !opts.isSnapshotDisabled
+      ? (await import("../inputs/recorder.js")).startRecorder(opts.env)
+      : undefined;
+  if (recorder) context.resources.own("input recorder", () => recorder.close());
   const app = await startCold({
     executable: session.command.executable,
     args: session.command.args,
@@ -54,9 +63,12 @@ export async function startColdApp(
     isDetached: opts.isDetached,
     isNetworkIsolated: opts.isNetworkIsolated,
     hasControl: injected?.isInjected === true,
+    ...(recorder?.isGated
+      ? { gate: (pid: number, isPrivate: boolean) => recorder.attach(pid, isPrivate) }
+      : {}),
   });
   openControl(app, (message) => opts.emit({ type: "warning", message }));
-  return { step: "waiting-ready", session, plan: state.plan, app, notify, probes };
+  return { step: "waiting-ready", session, plan: state.plan, app, notify, recorder, probes };
 }
 
 /** waiting-ready: until every probe passes; then serving, and the checkpoint beside it. */
@@ -65,7 +77,7 @@ export async function waitForColdApp(
   state: State<"waiting-ready">,
 ): Promise<LaunchState> {
   const { opts } = context;
-  const { session, plan, app, notify } = state;
+  const { session, plan, app, notify, recorder } = state;
   const stopWatching = stopOnAbort(opts.signal, app);
   context.step("waiting-ready", `pid ${app.pid}`);
   const ready = await waitForReadiness(app, opts, state.probes, notify);
@@ -105,6 +117,7 @@ export async function waitForColdApp(
     plan,
     app,
     notify,
+    recorder,
     readyMs,
     checkpointStop.signal,
   );
@@ -136,6 +149,7 @@ function takeSnapshotIfWanted(
   plan: ColdPlan,
   app: AppProcess,
   notify: NotifyListener | undefined,
+  recorder: InputRecorder | undefined,
   readyMs: number,
   signal: AbortSignal,
 ): Promise<CheckpointOutcome | undefined> {
@@ -151,39 +165,72 @@ function takeSnapshotIfWanted(
   const { cache } = session;
   // Without a relay to keep (no systemd above), the helper's work ended with readiness.
   const relayAfterwards = () => (notify && !upstreamOf(context) ? notify.close() : Promise.resolve());
-  if (!decision.isTaken || !cache) return relayAfterwards().then(() => undefined);
-  const manifest = {
-    formatVersion: IMAGE_FORMAT_VERSION,
-    key: cache.key,
-    fields: cache.fields,
-    command: session.command.command,
-    coldReadyMs: readyMs,
-    ...(notify ? { notifySocket: notify.path } : {}),
-  };
-  return takeSnapshot(context, cache, app, notify, manifest, signal).then(async (outcome) => {
-    // The helper was closed for the dump; under systemd the app's messages go on through a
-    // new one at the same path (the one its NOTIFY_SOCKET names).
-    if (notify && upstreamOf(context) && !app.hasExited()) await listenForNotify(context, notify.path);
-    return outcome;
-  });
+  if (!decision.isTaken || !cache || !recorder) {
+    recorder?.close();
+    return relayAfterwards().then(() => undefined);
+  }
+  return takeSnapshot(context, session, cache, app, notify, recorder, readyMs, signal).then(
+    async (outcome) => {
+      // The helper was closed for the dump; under systemd the app's messages go on through a
+      // new one at the same path (the one its NOTIFY_SOCKET names).
+      if (notify && upstreamOf(context) && !app.hasExited()) await listenForNotify(context, notify.path);
+      return outcome;
+    },
+  );
 }
 
 async function takeSnapshot(
   context: LaunchContext,
+  session: Session,
   cache: UsableCache,
   app: AppProcess,
   notify: NotifyListener | undefined,
-  manifest: Pick<Manifest, "formatVersion" | "key" | "fields" | "command" | "coldReadyMs" | "notifySocket">,
+  recorder: InputRecorder,
+  readyMs: number,
   signal: AbortSignal,
-): Promise<CheckpointOutcome> {
+): Promise<CheckpointOutcome | undefined> {
   const { opts } = context;
   context.step("checkpointing");
+  // The recording ends here: what the app read while it started, and the entry it names.
+  const sealed = await sealRecording(
+    recorder,
+    app.pid,
+    session.command,
+    cache.key,
+    cache.fields,
+    cache.hashes,
+    {
+      cacheDir: cache.dir,
+      runtimeDir: session.runtime.path,
+      inputIgnore: opts.inputIgnore,
+      cwd: opts.cwd,
+    },
+  );
+  context.step("checkpointing", sealed.summary);
+  if (!sealed.isComplete) {
+    await notify?.close();
+    opts.emit({ type: "warning", message: `no snapshot taken: ${sealed.reason}` });
+    return undefined;
+  }
+  // --refresh replaces every entry of the base key, whatever inputs they were made from.
+  if (opts.isRefresh) evictEntriesOf(cache.store, cache.key);
+  const manifest = {
+    formatVersion: IMAGE_FORMAT_VERSION,
+    key: sealed.entryKey,
+    baseKey: cache.key,
+    fields: cache.fields,
+    discovered: sealed.discovered,
+    command: session.command.command,
+    coldReadyMs: readyMs,
+    ...(notify ? { notifySocket: notify.path } : {}),
+  };
   let outcome: CheckpointOutcome;
   try {
     // A readiness probe's notify helper must not be in the image's world; close it first.
     await notify?.close();
     outcome = await checkpointApp({
       criuPath: cache.criuPath,
+      isMountPrivate: recorder.isGated,
       isNetworkIsolated: opts.isNetworkIsolated,
       isDetached: opts.isDetached,
       store: cache.store,

@@ -11,6 +11,7 @@ export interface ConfigFile {
   /** Seconds. */
   readonly readyTimeout?: number;
   readonly inputs?: readonly string[];
+  readonly inputIgnore?: readonly string[];
   readonly envIgnore?: readonly string[];
   /** "10G", "500M" or a number of bytes. */
   readonly maxCacheSize?: string | number;
@@ -30,6 +31,7 @@ const FIELDS: Record<string, (value: unknown) => boolean> = {
   ready: isStringList,
   readyTimeout: isPositiveNumber,
   inputs: isStringList,
+  inputIgnore: isStringList,
   envIgnore: isStringList,
   maxCacheSize: (value) => (typeof value === "number" && value > 0) || typeof value === "string",
   runtime: (value) => typeof value === "boolean",
@@ -43,6 +45,7 @@ const EXPECTED: Record<string, string> = {
   ready: "a list of probes (strings)",
   readyTimeout: "a positive number of seconds",
   inputs: "a list of glob patterns (strings)",
+  inputIgnore: "a list of glob patterns (strings)",
   envIgnore: "a list of variable names (strings)",
   maxCacheSize: 'a size like "10G" or a number of bytes',
   runtime: "true or false",

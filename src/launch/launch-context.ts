@@ -2,6 +2,7 @@ import type { CacheEntry, EntryStore } from "../cache/entry-store.js";
 import type { FileHashIndex } from "../cache/file-hash.js";
 import type { CacheKeyFields } from "../cache/key.js";
 import type { RuntimeDir } from "../cache/runtime-dir.js";
+import type { InputRecorder } from "../inputs/recorder.js";
 import type { NotifyListener } from "../readiness/notify.js";
 import type { ProbeSpec } from "../readiness/probe-spec.js";
 import type { AppProcess } from "./app-process.js";
@@ -94,6 +95,8 @@ export type LaunchState =
       readonly plan: ColdPlan;
       readonly app: AppProcess;
       readonly notify: NotifyListener | undefined;
+      /** Records what the app reads as it starts, when a snapshot will be taken (src/inputs/). */
+      readonly recorder: InputRecorder | undefined;
       /** The launch's probes, `file:` ones knowing what existed before the app started. */
       readonly probes: readonly ProbeSpec[];
     }

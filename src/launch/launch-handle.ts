@@ -20,6 +20,8 @@ export interface LaunchReport {
 export interface Launch {
   readonly mode: "cold" | "warm";
   readonly pid: number;
+  /** The restored entry's key; for a cold launch the base key (its entry's key, which names
+   * the inputs seen while it started, is in report() once the snapshot is saved). */
   readonly key: string | null;
   readonly readyMs: number;
   /** Settles when the cold launch's checkpoint is done (undefined: none was taken). */
@@ -64,7 +66,8 @@ export function toLaunch(
       const outcome = await launched.checkpoint;
       return {
         mode: launched.mode,
-        key: launched.key,
+        // A cold launch knows its entry's key once the snapshot is saved (it names the inputs).
+        key: outcome?.saved ? outcome.entry.manifest.key : launched.key,
         command: extra.command,
         pid: app.pid,
         readyMs: launched.readyMs,

@@ -29,6 +29,9 @@ export interface LaunchOptions {
   readonly envIgnore?: readonly string[];
   /** Globs of the files the app is made of (its code, jar, config): part of the key. */
   readonly inputs?: readonly string[];
+  /** Globs of files the app reads that change without mattering (a cache it rebuilds, a
+   * timestamp file): never inputs of a snapshot, however the app opened them. */
+  readonly inputIgnore?: readonly string[];
   /** Cap on the cache's size; default: 10 GiB or 20% of the free space, whichever is smaller. */
   readonly maxCacheBytes?: number;
   readonly sinks?: OutputSinks;
@@ -75,6 +78,7 @@ export interface ResolvedOptions {
   readonly isLazy: boolean | undefined;
   readonly envIgnore: ReadonlySet<string>;
   readonly inputs: readonly string[];
+  readonly inputIgnore: readonly string[];
   readonly maxCacheBytes: number | undefined;
   readonly sinks: OutputSinks;
   readonly emit: (event: LaunchEvent) => void;
@@ -133,6 +137,7 @@ export function resolveLaunchOptions(options: LaunchOptions): Readonly<ResolvedO
     isLazy: options.isLazy,
     envIgnore: new Set(options.envIgnore ?? []),
     inputs: options.inputs ?? [],
+    inputIgnore: options.inputIgnore ?? [],
     maxCacheBytes: options.maxCacheBytes,
     sinks: options.sinks ?? { stdout: process.stdout, stderr: process.stderr },
     emit: options.onEvent ?? (() => {}),

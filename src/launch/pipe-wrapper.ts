@@ -1,4 +1,4 @@
-import { bashScript, type CommandLine } from "../exec/command-lines.js";
+import { bashScript, type CommandLine, perlScript } from "../exec/command-lines.js";
 import { CONTROL_FDS } from "../runtime/protocol.js";
 
 /**
@@ -50,13 +50,18 @@ export function bashWrapper(
 /**
  * Cold start: fd 0-2 of the app become pipes relayed to fd 0-2 of the wrapper. With a
  * private network, the wrapper runs under `unshare --net` and brings loopback up first.
+ * A gated start keeps the gate's channel, `gateFd` (see GATE_SCRIPT).
  */
-export function coldWrapper(isNetworkIsolated: boolean, hasControl: boolean): string {
+export function coldWrapper(isNetworkIsolated: boolean, hasControl: boolean, gateFd?: number): string {
   const control = hasControl ? controlPipes(CONTROL_FDS.down, CONTROL_FDS.up, 3, 4) : "";
+  const kept = [
+    ...(hasControl ? [CONTROL_FDS.down, CONTROL_FDS.up] : []),
+    ...(gateFd === undefined ? [] : [gateFd]),
+  ];
   return [
     ...(isNetworkIsolated ? ["ip link set lo up || exit 1"] : []),
     `exec 0< <(${relay("<&0")}) 1> >(${relay("<&0")}) 2> >(${relay("<&0 >&2")})${control}`,
-    RELAY_AND_CLOSE(hasControl ? `0|1|2|${CONTROL_FDS.down}|${CONTROL_FDS.up}` : "0|1|2"),
+    RELAY_AND_CLOSE(["0", "1", "2", ...kept].join("|")),
   ].join("\n");
 }
 
@@ -76,6 +81,46 @@ function controlPipes(down: number, up: number, fromLauncher: number, toLauncher
  */
 function relay(redirections: string): string {
   return `trap '' TERM HUP; cat ${redirections} &`;
+}
+
+/**
+ * The gate of a recorded cold start (src/inputs/). It moves itself into a private copy of the
+ * mount namespace (unshare(2) with CLONE_NEWNS, then / made private, by syscall number:
+ * perl-base has no headers), says "r" on its channel (the fd given as its first argument),
+ * or "n" when the kernel refused, waits for warmstart to watch that namespace's mounts and
+ * answer, closes the channel and execs the app: nothing the app opens is missed, and a
+ * refusal costs the recording, never the start. perl, not bash: it sources no BASH_ENV and
+ * leaves SHLVL alone, so the app's environment passes through untouched; and one exec, where
+ * unshare(1) and a waiting program would be two. The relays above stay in warmstart's
+ * namespace: their opens are not the app's.
+ */
+const GATE_SCRIPT = [
+  "my ($fd, $unshare, $mount) = splice(@ARGV, 0, 3);",
+  'open(my $gate, "+<&=", $fd) or exit 127;',
+  'my ($source, $target) = ("none", "/");',
+  "my $isPrivate = $unshare > 0 && syscall($unshare, 0x20000) == 0;",
+  "syscall($mount, $source, $target, 0, 0x44000, 0) if $isPrivate;",
+  'syswrite($gate, $isPrivate ? "r" : "n");',
+  "sysread($gate, my $go, 1);",
+  "close($gate);",
+  "exec { $ARGV[0] } @ARGV;",
+  "exit 127;",
+].join(" ");
+
+/** unshare(2) and mount(2) by architecture; elsewhere the gate says "n" and the recording
+ * falls back to /proc. */
+const NAMESPACE_SYSCALLS: Readonly<Partial<Record<string, { unshare: number; mount: number }>>> = {
+  x64: { unshare: 272, mount: 165 },
+  arm64: { unshare: 97, mount: 40 },
+};
+
+/** `command` behind the gate on `gateFd`. */
+export function gatedCommand(command: CommandLine, gateFd: number): CommandLine {
+  const syscalls = NAMESPACE_SYSCALLS[process.arch] ?? { unshare: 0, mount: 0 };
+  return [
+    ...perlScript(GATE_SCRIPT, [String(gateFd), String(syscalls.unshare), String(syscalls.mount)]),
+    ...command,
+  ];
 }
 
 /**

@@ -1,18 +1,16 @@
-import type { CacheEntry, LookupOutcome } from "../cache/entry-store.js";
+import type { CacheEntry } from "../cache/entry-store.js";
 import type { LaunchRemote } from "../remote/launch-remote.js";
 import type { LaunchContext, UsableCache } from "./launch-context.js";
 
 // The remote cache's part in a launch. Its code (tar, zstd, the registry client) is loaded
 // only when a remote is configured: the warm path imports nothing of it.
 
-/** On a local miss: a compatible snapshot from the registry, then the lookup again. A
- * registry that is down, slow or answers garbage costs one warning, never the launch. */
-export async function pullOnMiss(
-  context: LaunchContext,
-  cache: UsableCache,
-): Promise<LookupOutcome | undefined> {
+/** On a local miss: a compatible snapshot from the registry, filed in the store (true), for
+ * the lookup to find. A registry that is down, slow or answers garbage costs one warning,
+ * never the launch. */
+export async function pullOnMiss(context: LaunchContext, cache: UsableCache): Promise<boolean> {
   const remote = remoteOf(context, cache);
-  if (!remote) return undefined;
+  if (!remote) return false;
   const { pullForLaunch } = await import("../remote/launch-remote.js");
   const pulled = await pullForLaunch(cache.fields, remote);
   if (!pulled.pulled) {
@@ -21,10 +19,10 @@ export async function pullOnMiss(
         type: "warning",
         message: `remote cache: ${pulled.reason}: ${pulled.detail}; starting cold`,
       });
-    return undefined;
+    return false;
   }
   context.step("looking-up", `pulled ${pulled.tag} from ${remote.settings.remote?.registry}`);
-  return cache.store.lookup(cache.key);
+  return true;
 }
 
 /** After a cold start's snapshot landed: pushed, beside the serving app. */

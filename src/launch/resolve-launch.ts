@@ -2,7 +2,7 @@ import { join } from "node:path";
 import { openCacheDir } from "../cache/cache-dir.js";
 import { EntryStore } from "../cache/entry-store.js";
 import { FileHashIndex } from "../cache/file-hash.js";
-import { computeCacheKey } from "../cache/key.js";
+import { computeBaseKey } from "../cache/key.js";
 import { collectKeyFields } from "../cache/key-fields.js";
 import { createRuntimeDir, type RuntimeDir, removeRuntimeDir } from "../cache/runtime-dir.js";
 import { type CriuInstall, findCriu } from "../criu/find-criu.js";
@@ -86,6 +86,7 @@ async function computeKey(
         env: opts.env,
         envIgnore: opts.envIgnore,
         inputPatterns: opts.inputs,
+        inputIgnore: opts.inputIgnore,
         criuVersion: criu.version.text,
         ...(opts.fleet?.fleetSecret ? { envSecret: opts.fleet.fleetSecret } : {}),
       },
@@ -97,7 +98,8 @@ async function computeKey(
     return {
       dir: cacheDir,
       store: new EntryStore(cacheDir),
-      key: computeCacheKey(fields),
+      // The base key: entries under it carry their host part and discovered inputs.
+      key: computeBaseKey(fields),
       fields,
       hashes,
       criuPath: criu.path,

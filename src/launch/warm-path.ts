@@ -2,6 +2,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { decideNeverSlower, readStats, recordHit } from "../cache/entry-stats.js";
 import type { CacheEntry } from "../cache/entry-store.js";
+import { findEntry } from "../cache/find-entry.js";
 import { scheduleHousekeeping } from "../cache/housekeeping.js";
 import { ownerOf } from "../cache/owner-stamp.js";
 import { handOverRuntimeDir, notifySocketDir } from "../cache/runtime-dir.js";
@@ -35,8 +36,15 @@ export async function lookUpSnapshot(
   const { opts } = context;
   const { session, cache } = state;
   context.step("looking-up", cache.key.slice(0, 12));
-  let found = await cache.store.lookup(cache.key);
-  if (!found.hit && found.reason === "missing") found = (await pullOnMiss(context, cache)) ?? found;
+  // The newest entry under the base key whose host part and discovered inputs still hold; on
+  // a miss, a compatible snapshot from the remote cache, then the lookup again.
+  let found = await findEntry(cache.store, cache.key, cache.fields, cache.hashes);
+  if (!found.hit && found.reason === "missing") {
+    const pulled = await pullOnMiss(context, cache);
+    if (pulled) found = await findEntry(cache.store, cache.key, cache.fields, cache.hashes);
+  }
+  // Not awaited: inputs re-hashed after a touch only cost the next launch a re-hash if lost.
+  void cache.hashes.save();
   const decision = decideAfterLookup({
     found,
     neverSlower: decideNeverSlower(found.hit ? readStats(found.entry.dir) : undefined),
@@ -44,13 +52,14 @@ export async function lookUpSnapshot(
       found.hit && opts.portPolicy === "exclusive" ? findPortHolders(found.entry.manifest.listen ?? []) : [],
     isLazy: opts.isLazy,
     lazyMinImageBytes: LAZY_MIN_IMAGE_BYTES,
-    explainMiss: () => cache.store.explainMiss(cache.fields),
+    explainMiss: () => (!found.hit && found.reason === "missing" ? found.explanation : ""),
   });
   if (decision.action === "restore") {
     if (decision.isRemeasure) context.step("looking-up", "measuring the warm start again");
     return { step: "restoring", session, cache, entry: decision.entry, isLazy: decision.isLazy };
   }
-  if (decision.isEvicted) cache.store.evict(cache.key);
+  if (decision.isEvicted && !found.hit && found.reason !== "missing") cache.store.evict(found.key);
+  else if (decision.isEvicted && found.hit) cache.store.evict(found.entry.manifest.key);
   reportColdDecision(context, decision, cache.dir);
   const { fallback, cacheUse, isSnapshotWanted, ruleEntryDir } = decision;
   return {
@@ -71,7 +80,7 @@ export async function restoreSnapshot(
   mkdirSync(cache.logsDir, { recursive: true, mode: 0o700 });
   const logPath = join(
     cache.logsDir,
-    `restore-${cache.key.slice(0, 12)}-${basename(session.runtime.path)}.log`,
+    `restore-${entry.manifest.key.slice(0, 12)}-${basename(session.runtime.path)}.log`,
   );
   const notify = await listenForRestoredNotify(context, session);
   const oldNotifySocket = redirectableNotifySocket(cache, entry);
@@ -100,7 +109,7 @@ export async function restoreSnapshot(
     await imagesOwned.release();
     await notify?.close();
     context.throwIfAborted();
-    return fallBackCold(context, session, cache, decideAfterRestoreFailure(warm.errors, warm.logPath));
+    return fallBackCold(context, session, cache, entry, decideAfterRestoreFailure(warm.errors, warm.logPath));
   }
   const restored: RestoredApp = { ...warm, imagesOwned, notify };
   return { step: "checking-ready", session, cache, entry, restored };
@@ -153,7 +162,7 @@ export async function checkRestoredApp(
     await restored.notify?.close();
     context.throwIfAborted();
     const failure = portFailure ?? decideAfterRestoredNotReady(ready?.detail ?? "");
-    return fallBackCold(context, session, cache, failure);
+    return fallBackCold(context, session, cache, entry, failure);
   }
   return serveRestored(context, session, cache, entry, restored);
 }
@@ -168,9 +177,12 @@ function serveRestored(
   const { opts } = context;
   const { app } = restored;
   const readyMs = context.elapsedMs();
-  rmSync(join(cache.logsDir, `restore-${cache.key.slice(0, 12)}-${basename(session.runtime.path)}.log`), {
-    force: true,
-  });
+  rmSync(
+    join(cache.logsDir, `restore-${entry.manifest.key.slice(0, 12)}-${basename(session.runtime.path)}.log`),
+    {
+      force: true,
+    },
+  );
   recordHit(entry.dir, readyMs);
   opts.emit({
     type: "ready",
@@ -194,7 +206,7 @@ function serveRestored(
   scheduleHousekeeping(cache);
   void app.exited.then(() => context.resources.releaseAll());
   const launched = toLaunch(
-    { mode: "warm", app, key: cache.key, readyMs, checkpoint: Promise.resolve(undefined) },
+    { mode: "warm", app, key: entry.manifest.key, readyMs, checkpoint: Promise.resolve(undefined) },
     {
       command: session.command.command,
       cache: "hit",
@@ -209,9 +221,10 @@ function fallBackCold(
   context: LaunchContext,
   session: Session,
   cache: UsableCache,
+  entry: CacheEntry,
   failure: RestoreFailure,
 ): LaunchState {
-  if (failure.isEvicted) cache.store.evict(cache.key);
+  if (failure.isEvicted) cache.store.evict(entry.manifest.key);
   context.warn(failure.fallback);
   // A snapshot that was kept needs no new one; one that was evicted does.
   return {

@@ -20,6 +20,7 @@ export interface CompareLaunchesOptions {
   readonly readyTimeoutMs?: number;
   readonly cacheDir?: string;
   readonly inputs?: readonly string[];
+  readonly inputIgnore?: readonly string[];
   readonly envIgnore?: readonly string[];
   /** Launches per mode. Default 5. */
   readonly runs?: number;
@@ -107,6 +108,7 @@ export async function compareLaunches(options: CompareLaunchesOptions): Promise<
     "--cache-dir",
     cacheDir,
     ...(options.inputs ?? []).flatMap((glob) => ["--input", glob]),
+    ...(options.inputIgnore ?? []).flatMap((glob) => ["--input-ignore", glob]),
     ...(options.envIgnore ?? []).flatMap((name) => ["--env-ignore", name]),
   ];
   const reportsDir = mkdtempSync(join(tmpdir(), "warmstart-bench-"));

@@ -13,6 +13,7 @@ import {
   freePort,
   listEntries,
   makeCacheDir,
+  STORE_DIR,
   useIntegrationRig,
   WarmstartRun,
   waitUntil,
@@ -60,14 +61,16 @@ async function makeEntry(cacheDir: string, name: string): Promise<string> {
 
 interface ManifestOnDisk {
   readonly command: string[];
-  readonly fields: { readonly cwd: string };
+  readonly baseKey: string;
+  readonly fields: { readonly cwd: string; readonly host: unknown; readonly inputs: Record<string, string> };
+  readonly discovered: { readonly mode: string; readonly files: string[] };
   readonly imageBytes: number;
   readonly createdAt: string;
   readonly coldReadyMs: number;
 }
 
 function readManifest(cacheDir: string, key: string): ManifestOnDisk {
-  return JSON.parse(readFileSync(join(cacheDir, "v1", key, "manifest.json"), "utf8")) as ManifestOnDisk;
+  return JSON.parse(readFileSync(join(cacheDir, STORE_DIR, key, "manifest.json"), "utf8")) as ManifestOnDisk;
 }
 
 /** What the entry costs on disk, counted by find(1) rather than by the code under test. */
@@ -97,7 +100,7 @@ describe("cache commands", () => {
         state: "ok",
         command: manifest.command,
         cwd: manifest.fields.cwd,
-        sizeBytes: diskBytes(join(cacheDir, "v1", key)),
+        sizeBytes: diskBytes(join(cacheDir, STORE_DIR, key)),
         imageBytes: manifest.imageBytes,
         createdAt: manifest.createdAt,
         lastUsedAt: manifest.createdAt,
@@ -106,6 +109,13 @@ describe("cache commands", () => {
         warmReadyMs: null,
         bestWarmReadyMs: null,
         isWarmNotFaster: false,
+        baseKey: manifest.baseKey,
+        host: manifest.fields.host,
+        inputs: {
+          mode: "fanotify",
+          declared: [],
+          discovered: manifest.discovered.files.map((line) => line.split(" ").slice(7).join(" ")),
+        },
       };
     };
     const listedJson = await warmstart("ls", "--cache-dir", cacheDir, "--json");
@@ -116,29 +126,33 @@ describe("cache commands", () => {
     const table = await warmstart("ls", "--cache-dir", cacheDir);
     assert.equal(table.code, 0, table.stderr);
     const command = (name: string) => `node ${fixture("ticker-server.cjs")} ${name}`;
-    const sizes = [two, one].map((key) => formatBytes(diskBytes(join(cacheDir, "v1", key))));
+    const sizes = [two, one].map((key) => formatBytes(diskBytes(join(cacheDir, STORE_DIR, key))));
     const sizeWidth = Math.max(4, ...sizes.map((size) => size.length));
     const commandWidth = command("one").length;
     const directory = formatDirectory(readManifest(cacheDir, one).fields.cwd);
     const coldWidth = (key: string) => String(readManifest(cacheDir, key).coldReadyMs).padStart(7);
+    const inputCounts = [two, one].map((key) => String(readManifest(cacheDir, key).discovered.files.length));
+    const inputsWidth = Math.max(6, ...inputCounts.map((count) => count.length));
+    const inputsOf = (key: string) =>
+      String(readManifest(cacheDir, key).discovered.files.length).padStart(inputsWidth);
     const row = (key: string, name: string, size: string) =>
       new RegExp(
         `^${escapeRegExp(`${key.slice(0, 12)}  ${command(name)}  ${directory}  ${size.padStart(sizeWidth)}  `)}` +
           // Age and last use: the seconds since the launch above, in columns of fixed width.
           `(?: \\d|\\d\\d)[sm]  (?:   \\d|  \\d\\d)[sm] ago` +
-          `${escapeRegExp(`     0  ${coldWidth(key)}        -`)}$`,
+          `${escapeRegExp(`     0  ${coldWidth(key)}        -  ${inputsOf(key)}`)}$`,
       );
     const lines = table.stdout.split("\n");
     assert.equal(lines.length, 4, table.stdout);
     assert.equal(
       lines[0],
-      `KEY           ${"COMMAND".padEnd(commandWidth)}  ${"DIRECTORY".padEnd(directory.length)}  ${"SIZE".padStart(sizeWidth)}  AGE  LAST USED  HITS  COLD MS  WARM MS`,
+      `KEY           ${"COMMAND".padEnd(commandWidth)}  ${"DIRECTORY".padEnd(directory.length)}  ${"SIZE".padStart(sizeWidth)}  AGE  LAST USED  HITS  COLD MS  WARM MS  ${"INPUTS".padStart(inputsWidth)}`,
     );
     assert.match(lines[1] ?? "", row(two, "two", sizes[0] ?? ""));
     assert.match(lines[2] ?? "", row(one, "one", sizes[1] ?? ""));
     assert.equal(lines[3], "");
 
-    const foreignDir = join(cacheDir, "v1", two);
+    const foreignDir = join(cacheDir, STORE_DIR, two);
     chownSync(foreignDir, 65534, 65534);
     const refusal = `${foreignDir} is owned by uid 65534, not by you (uid 0)`;
     const withForeign = await warmstart("ls", "--cache-dir", cacheDir);
@@ -169,7 +183,7 @@ describe("cache commands", () => {
     assert.deepEqual(listEntries(cacheDir).sort(), [one, two].sort());
 
     chownSync(foreignDir, 0, 0);
-    const sizeOf = (key: string) => formatBytes(diskBytes(join(cacheDir, "v1", key)));
+    const sizeOf = (key: string) => formatBytes(diskBytes(join(cacheDir, STORE_DIR, key)));
     const expectedRemovals = [one, two]
       .sort()
       .map((key) => `removed ${key.slice(0, 12)} (${sizeOf(key)})\n`)
@@ -186,13 +200,21 @@ describe("cache commands", () => {
     const two = await makeEntry(cacheDir, "two");
     const sound = await warmstart("verify", "--cache-dir", cacheDir);
     assert.equal(sound.code, 0, sound.stderr);
-    const [first, second] = [one, two].sort();
+    const [first = "", second = ""] = [one, two].sort();
+    // A sound entry says how many inputs it has and that they are still as recorded.
+    const okLine = (key: string) =>
+      `${key.slice(0, 12)}  ok; ${readManifest(cacheDir, key).discovered.files.length} inputs, as recorded`;
+    const inputsOf = (key: string) => ({
+      mode: "fanotify",
+      paths: readManifest(cacheDir, key).discovered.files.map((line) => line.split(" ").slice(7).join(" ")),
+      stale: null,
+    });
     assert.equal(
       sound.stdout,
-      `${first?.slice(0, 12)}  ok\n${second?.slice(0, 12)}  ok\n2 entries: 2 ok, 0 corrupt, 0 refused\n`,
+      `${okLine(first)}\n${okLine(second)}\n2 entries: 2 ok, 0 corrupt, 0 refused\n`,
     );
 
-    const pages = findPagesFile(join(cacheDir, "v1", one, "images"));
+    const pages = findPagesFile(join(cacheDir, STORE_DIR, one, "images"));
     flipByte(pages, 4096 + 17);
     const damage = `${pages} does not match its sha256 in the manifest`;
     const found = await warmstart("verify", "--cache-dir", cacheDir, "--json");
@@ -205,27 +227,25 @@ describe("cache commands", () => {
         .map((key) =>
           key === one
             ? { key, state: "corrupt", detail: damage, isRemoved: false }
-            : { key, state: "ok", isRemoved: false },
+            : { key, state: "ok", inputs: inputsOf(key), isRemoved: false },
         ),
     });
     const onlyTwo = await warmstart("verify", two.slice(0, 8), "--cache-dir", cacheDir);
     assert.equal(onlyTwo.code, 0);
-    assert.equal(onlyTwo.stdout, `${two.slice(0, 12)}  ok\n1 entry: 1 ok, 0 corrupt, 0 refused\n`);
+    assert.equal(onlyTwo.stdout, `${okLine(two)}\n1 entry: 1 ok, 0 corrupt, 0 refused\n`);
 
     const fixed = await warmstart("verify", "--fix", "--cache-dir", cacheDir);
     assert.equal(fixed.code, 0, fixed.stderr);
     const fixedLines = [one, two]
       .sort()
-      .map((key) =>
-        key === one ? `${key.slice(0, 12)}  corrupt: ${damage} (removed)` : `${key.slice(0, 12)}  ok`,
-      );
+      .map((key) => (key === one ? `${key.slice(0, 12)}  corrupt: ${damage} (removed)` : okLine(key)));
     assert.equal(
       fixed.stdout,
       `${fixedLines.join("\n")}\n2 entries: 1 ok, 1 corrupt, 0 refused, 1 removed\n`,
     );
     assert.deepEqual(listEntries(cacheDir), [two]);
 
-    const twoBytes = diskBytes(join(cacheDir, "v1", two));
+    const twoBytes = diskBytes(join(cacheDir, STORE_DIR, two));
     const evicted = await warmstart("prune", "--max-cache-size", "1", "--cache-dir", cacheDir);
     assert.equal(evicted.code, 0, evicted.stderr);
     assert.equal(
@@ -240,11 +260,11 @@ describe("cache commands", () => {
     const key = await makeEntry(cacheDir, "one");
     // A second entry that shares the first six digits: a copy, so its manifest names another key.
     const twin = `${key.slice(0, 6)}${(key[6] === "f" ? "e" : "f").repeat(58)}`;
-    cpSync(join(cacheDir, "v1", key), join(cacheDir, "v1", twin), {
+    cpSync(join(cacheDir, STORE_DIR, key), join(cacheDir, STORE_DIR, twin), {
       recursive: true,
       preserveTimestamps: true,
     });
-    const twinBytes = diskBytes(join(cacheDir, "v1", twin));
+    const twinBytes = diskBytes(join(cacheDir, STORE_DIR, twin));
 
     const ambiguous = await warmstart("rm", key.slice(0, 6), "--cache-dir", cacheDir);
     assert.equal(ambiguous.code, 2);
@@ -258,7 +278,7 @@ describe("cache commands", () => {
     assert.equal(unknown.code, 1);
     assert.equal(
       unknown.stderr,
-      `warmstart: error: No cache entry has a key starting with ${unknownPrefix} in ${join(cacheDir, "v1")}.\n` +
+      `warmstart: error: No cache entry has a key starting with ${unknownPrefix} in ${join(cacheDir, STORE_DIR)}.\n` +
         "  hint: 'warmstart ls' shows the keys\n",
     );
     const notHex = await warmstart("rm", "../v1", "--cache-dir", cacheDir);
@@ -269,7 +289,7 @@ describe("cache commands", () => {
     );
     assert.deepEqual(listEntries(cacheDir).sort(), [key, twin].sort(), "nothing was removed");
 
-    const keyBytes = diskBytes(join(cacheDir, "v1", key));
+    const keyBytes = diskBytes(join(cacheDir, STORE_DIR, key));
     const removed = await warmstart("rm", key.slice(0, 12), "--cache-dir", cacheDir);
     assert.equal(removed.code, 0, removed.stderr);
     assert.equal(removed.stdout, `removed ${key.slice(0, 12)} (${formatBytes(keyBytes)})\n`);
@@ -277,16 +297,16 @@ describe("cache commands", () => {
     const { pid: deadPid } = spawnSync("true");
     const deadOwner = formatOwnerTag({ ...currentOwner(), pid: deadPid ?? 0, startTicks: 1 });
     const abandoned = `.pending-${twin.slice(0, 16)}-${deadOwner}-0badf00d`;
-    mkdirSync(join(cacheDir, "v1", abandoned, "images"), { recursive: true });
+    mkdirSync(join(cacheDir, STORE_DIR, abandoned, "images"), { recursive: true });
     const pruned = await warmstart("prune", "--cache-dir", cacheDir, "--max-cache-size", "500M");
     assert.equal(pruned.code, 0, pruned.stderr);
     assert.equal(
       pruned.stdout,
-      `removed v1/${abandoned} (left by a launch that is gone)\n` +
-        `removed ${twin.slice(0, 12)} (${formatBytes(twinBytes)}): corrupt: ${join(cacheDir, "v1", twin, "manifest.json")} cannot be used: it does not describe entry ${twin}\n` +
+      `removed ${STORE_DIR}/${abandoned} (left by a launch that is gone)\n` +
+        `removed ${twin.slice(0, 12)} (${formatBytes(twinBytes)}): corrupt: ${join(cacheDir, STORE_DIR, twin, "manifest.json")} cannot be used: it does not describe entry ${twin}\n` +
         "cache: 0 entries, 0 B of 500 MiB\n",
     );
-    assert.deepEqual(readdirSync(join(cacheDir, "v1")), []);
+    assert.deepEqual(readdirSync(join(cacheDir, STORE_DIR)), []);
     const empty = await warmstart("ls", "--cache-dir", cacheDir);
     assert.equal(empty.stdout, `No snapshots in ${cacheDir}.\n`);
     const none = await warmstart("rm", "--all", "--cache-dir", cacheDir);

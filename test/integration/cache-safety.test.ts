@@ -13,6 +13,7 @@ import {
   makeCacheDir,
   makeTempDir,
   runArgs,
+  STORE_DIR,
   useIntegrationRig,
   WarmstartRun,
   waitForEntry,
@@ -32,7 +33,7 @@ async function makeEntry(cacheDir: string): Promise<string> {
   const run = new WarmstartRun(args(cacheDir, "log:^ready pid="), { PORT: "0" });
   const key = await waitForEntry(cacheDir);
   await run.stop();
-  return join(cacheDir, "v1", key);
+  return join(cacheDir, STORE_DIR, key);
 }
 
 async function assertRefusedButStarts(cacheDir: string, message: RegExp): Promise<void> {
@@ -111,7 +112,10 @@ describe("cache safety", () => {
     await Promise.all(runs.map((run) => run.waitFor(/ready, cold, pid/, "stderr", 60_000)));
     await waitForEntry(cacheDir);
     // Let every launch finish (or skip) its checkpoint before counting.
-    await waitUntil(() => readdirSync(join(cacheDir, "v1")).every((name) => !name.startsWith(".")), 60_000);
+    await waitUntil(
+      () => readdirSync(join(cacheDir, STORE_DIR)).every((name) => !name.startsWith(".")),
+      60_000,
+    );
     assert.equal(listEntries(cacheDir).length, 1);
     for (const run of runs) assert.doesNotMatch(run.stderr, /snapshot failed/);
     await Promise.all(runs.map((run) => run.stop()));
@@ -137,7 +141,7 @@ describe("cache safety", () => {
       assert.equal(typeof answer.bootId, "string", "the app keeps serving after the failed dump");
       assert.deepEqual(listEntries(cacheDir), []);
       assert.deepEqual(
-        readdirSync(join(cacheDir, "v1")).filter((name) => name.startsWith(".pending")),
+        readdirSync(join(cacheDir, STORE_DIR)).filter((name) => name.startsWith(".pending")),
         [],
         "the partial dump was removed",
       );
@@ -168,7 +172,7 @@ describe("cache size cap", () => {
     const [firstKey] = listEntries(cacheDir);
     assert.ok(firstKey);
     const entryBytes = Number(
-      execFileSync("du", ["-sb", join(cacheDir, "v1", firstKey)], { encoding: "utf8" }).split("\t")[0],
+      execFileSync("du", ["-sb", join(cacheDir, STORE_DIR, firstKey)], { encoding: "utf8" }).split("\t")[0],
     );
     const capBytes = Math.floor(entryBytes * 2.5);
     await launchApp("second", ["--max-cache-size", String(capBytes)]);
@@ -177,7 +181,7 @@ describe("cache size cap", () => {
     assert.equal(entries.length, 2, `two of three fit under ${capBytes} bytes`);
     assert.equal(entries.includes(firstKey), false, "the least recently used one went");
     const total = Number(
-      execFileSync("du", ["-sb", join(cacheDir, "v1")], { encoding: "utf8" }).split("\t")[0],
+      execFileSync("du", ["-sb", join(cacheDir, STORE_DIR)], { encoding: "utf8" }).split("\t")[0],
     );
     assert.ok(total <= capBytes, `${total} bytes <= cap ${capBytes}`);
   });

@@ -12,6 +12,7 @@ import {
   getJson,
   newCache,
   runArgs,
+  STORE_DIR,
   useIntegrationRig,
   WarmstartRun,
   waitUntil,
@@ -129,9 +130,9 @@ describe("chaos", () => {
     const prune = new WarmstartRun(["prune", "--cache-dir", cacheDir]);
     assert.equal((await prune.exited).code, 0, prune.stderr);
     assert.deepEqual(readdirSync(join(cacheDir, "run")), [], "runtime directories were left");
-    if (existsSync(join(cacheDir, "v1"))) {
+    if (existsSync(join(cacheDir, STORE_DIR))) {
       assert.deepEqual(
-        readdirSync(join(cacheDir, "v1")).filter((name) => name.startsWith(".")),
+        readdirSync(join(cacheDir, STORE_DIR)).filter((name) => name.startsWith(".")),
         [],
         "pending dumps, evicted entries or locks were left",
       );

@@ -26,6 +26,7 @@ import {
   type Report,
   readReports,
   runArgs,
+  STORE_DIR,
   useIntegrationRig,
   WarmstartRun,
   waitUntil,
@@ -71,7 +72,7 @@ function criuThat(behaviour: "hangs" | "fails slowly", command: "restore" | "laz
 describe("warmstart run: the launch never stops the app", () => {
   test("a cache whose store cannot be written: the app serves, the failed checkpoint is said", async () => {
     const { cacheDir, reportFile } = newCache();
-    writeFileSync(join(cacheDir, "v1"), "a file where the store's directory goes");
+    writeFileSync(join(cacheDir, STORE_DIR), "a file where the store's directory goes");
     const port = await freePort();
     const run = new WarmstartRun(runArgs(cacheDir, reportFile, [`tcp:${port}`], TICKER), {
       PORT: String(port),
@@ -251,7 +252,7 @@ describe("warmstart run: signals at every step", () => {
     const exit = await run.exited;
     assert.equal(exit.code, 143);
     assert.match(run.stderr, /snapshot abandoned: warmstart was stopped while it was taken/);
-    assert.deepEqual(readdirSync(join(cacheDir, "v1")), [], "a pending dump or a lock was left");
+    assert.deepEqual(readdirSync(join(cacheDir, STORE_DIR)), [], "a pending dump or a lock was left");
     assert.deepEqual(readdirSync(join(cacheDir, "run")), [], "a runtime directory was left");
     assert.equal(lastReport(reportFile).checkpoint, "abandoned");
   });
@@ -269,13 +270,13 @@ describe("warmstart run: signals at every step", () => {
     run.child.kill("SIGKILL");
     await run.exited;
     assert.ok(
-      await waitUntil(() => !processes().includes(join(cacheDir, "v1")), 5000),
+      await waitUntil(() => !processes().includes(join(cacheDir, STORE_DIR)), 5000),
       `criu dump outlived warmstart:\n${processes()}`,
     );
     const pruned = new WarmstartRun(["prune", "--cache-dir", cacheDir]);
     assert.equal((await pruned.exited).code, 0, pruned.stderr);
     assert.match(pruned.stdout, /removed v1\/\.pending-/);
-    assert.deepEqual(readdirSync(join(cacheDir, "v1")), [], "a pending dump or a lock was left");
+    assert.deepEqual(readdirSync(join(cacheDir, STORE_DIR)), [], "a pending dump or a lock was left");
     assert.deepEqual(readdirSync(join(cacheDir, "run")), [], "a runtime directory was left");
   });
 });
@@ -302,7 +303,7 @@ describe("warmstart run: state that PIDs cannot fool", () => {
     await stop(first);
     const key = listEntries(cacheDir)[0] ?? "";
     // A lock of an earlier container's PID 1, killed mid-dump a minute ago.
-    const lock = join(cacheDir, "v1", `.lock-${key}`);
+    const lock = join(cacheDir, STORE_DIR, `.lock-${key}`);
     writeFileSync(
       lock,
       formatOwnerTag({ ...currentOwner(), pidNamespace: 4026530000, pid: 1, startTicks: 1 }),
@@ -331,7 +332,7 @@ describe("warmstart run: state that PIDs cannot fool", () => {
     const args = runArgs(cacheDir, reportFile, [`tcp:${port}`], TICKER);
     const key = await snapshot(args, { PORT: String(port) });
     // A live holder (this test process) of the key's lock, then a refresh.
-    writeFileSync(join(cacheDir, "v1", `.lock-${key}`), formatOwnerTag(currentOwner()));
+    writeFileSync(join(cacheDir, STORE_DIR, `.lock-${key}`), formatOwnerTag(currentOwner()));
     const refresh = new WarmstartRun([...args.slice(0, 2), "--refresh", ...args.slice(2)], {
       PORT: String(port),
     });
@@ -363,7 +364,7 @@ describe("warmstart run: what a restored copy finds", () => {
     assert.deepEqual(listEntries(cacheDir), [key]);
     // An entry that does not say where it listens (taken by an older warmstart) is caught
     // after the restore: the copy is stopped.
-    const manifestPath = join(cacheDir, "v1", key, "manifest.json");
+    const manifestPath = join(cacheDir, STORE_DIR, key, "manifest.json");
     const { listen: _listen, ...manifest } = JSON.parse(readFileSync(manifestPath, "utf8"));
     writeFileSync(manifestPath, JSON.stringify(manifest), { mode: 0o600 });
     const third = new WarmstartRun(args, env);

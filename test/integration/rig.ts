@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before } from "node:test";
 import { fileURLToPath } from "node:url";
+import { IMAGE_FORMAT_VERSION } from "../../src/cache/key.js";
 import { findCriu } from "../../src/criu/find-criu.js";
 
 export const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
@@ -193,9 +194,12 @@ export function isAlive(pid: number): boolean {
   }
 }
 
+/** The store inside a cache directory: one per image format version. */
+export const STORE_DIR = `v${IMAGE_FORMAT_VERSION}`;
+
 /** Committed cache entries (pending and evicted directories excluded). */
 export function listEntries(cacheDir: string): string[] {
-  const root = join(cacheDir, "v1");
+  const root = join(cacheDir, STORE_DIR);
   if (!existsSync(root)) return [];
   return readdirSync(root).filter((name) => !name.startsWith("."));
 }

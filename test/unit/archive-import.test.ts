@@ -119,13 +119,14 @@ async function importInto(
     admit: async (document) => ({
       isAdmitted: true,
       key: document.manifest.key,
+      baseKey: document.manifest.baseKey,
       fields: document.manifest.fields,
     }),
     ...overrides,
   });
   if (!outcome.imported)
     assert.deepEqual(
-      listTree(cacheDir).filter((path) => !path.endsWith("/v1")),
+      listTree(cacheDir).filter((path) => path !== store.root),
       before,
       "the cache changed",
     );
@@ -297,6 +298,7 @@ describe("importArchive", () => {
       admit: async (document) => ({
         isAdmitted: true,
         key: document.manifest.key,
+        baseKey: document.manifest.baseKey,
         fields: document.manifest.fields,
       }),
     };

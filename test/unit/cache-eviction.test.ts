@@ -12,7 +12,7 @@ import {
 } from "../../src/cache/eviction.js";
 import { parseSize } from "../../src/cache/parse-size.js";
 import { WarmstartError } from "../../src/errors.js";
-import { commitFakeEntry, fakeKey, makeStore } from "./fake-entries.js";
+import { commitFakeEntry, fakeHost, fakeKey, makeStore } from "./fake-entries.js";
 
 function sizeOf(store: EntryStore, key: string): number {
   const scanned = scanEntry(store, key);
@@ -158,6 +158,37 @@ describe("dropOlderEntriesOfCommand", () => {
     assert.ok(landedEntry.hit);
     assert.deepEqual(dropOlderEntriesOfCommand(store, landedEntry.entry.manifest), [older3001.key]);
     assert.deepEqual(listEntryKeys(store), [port3000.key, landed.key]);
+  });
+
+  test("keeps entries for another host part and the newest earlier version under the same base key", async () => {
+    const store = makeStore().store;
+    const host = fakeHost();
+    const base = "b".repeat(64);
+    const same = { command: ["node", "a.js"], cwd: "/srv/a", baseKey: base, host };
+    const oldest = await commitFakeEntry(store, fakeKey("11"), {
+      ...same,
+      createdAt: "2025-01-01T00:00:00.000Z",
+    });
+    const previous = await commitFakeEntry(store, fakeKey("12"), {
+      ...same,
+      createdAt: "2025-01-02T00:00:00.000Z",
+    });
+    const smallCgroup = await commitFakeEntry(store, fakeKey("13"), {
+      ...same,
+      host: fakeHost({ memoryLimitBytes: 512 * 1024 ** 2 }),
+    });
+    const otherBase = await commitFakeEntry(store, fakeKey("14"), { ...same, baseKey: "c".repeat(64) });
+    const landed = await commitFakeEntry(store, fakeKey("15"), {
+      ...same,
+      createdAt: "2025-01-03T00:00:00.000Z",
+    });
+    const landedEntry = await store.lookup(landed.key);
+    assert.ok(landedEntry.hit);
+    assert.deepEqual(dropOlderEntriesOfCommand(store, landedEntry.entry.manifest), [
+      oldest.key,
+      otherBase.key,
+    ]);
+    assert.deepEqual(listEntryKeys(store), [previous.key, smallCgroup.key, landed.key]);
   });
 });
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { chmodSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { chmodSync, existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { describe, test } from "node:test";
 import { listEntryKeys, scanEntry } from "../../src/cache/entry-scan.js";
 import { recordHit } from "../../src/cache/entry-stats.js";
@@ -41,13 +41,19 @@ describe("pruneCache", () => {
     const abandoned = `.pending-${"b5".padEnd(16, "0")}-${deadOwner}-0badf00d`;
     mkdirSync(join(store.root, abandoned, "images"), { recursive: true });
     const live = store.createPending(fakeKey("b6"));
+    // A store of an older format version: never read, removed whole.
+    const oldFormat = join(dirname(store.root), "v1");
+    mkdirSync(join(oldFormat, fakeKey("b7")), { recursive: true });
+    writeFileSync(join(oldFormat, fakeKey("b7"), "manifest.json"), "{}");
     const exposedBytes = scanEntry(store, exposed.key)?.sizeBytes;
     const damagedBytes = scanEntry(store, damaged.key)?.sizeBytes;
     const freshBytes = scanEntry(store, fresh.key)?.sizeBytes ?? 0;
 
     const report = await pruneCache(store, { maxBytes: freshBytes + 100 });
 
-    assert.deepEqual(report.abandoned, [`v1/${abandoned}`]);
+    assert.deepEqual(report.otherFormats, [{ name: "v1", sizeBytes: 2 }]);
+    assert.equal(existsSync(oldFormat), false);
+    assert.deepEqual(report.abandoned, [`${basename(store.root)}/${abandoned}`]);
     assert.deepEqual(report.removed, [
       {
         key: exposed.key,
@@ -86,6 +92,7 @@ describe("pruneCache", () => {
     assert.deepEqual(
       { ...report, limit: { ...report.limit } },
       {
+        otherFormats: [],
         abandoned: [],
         removed: [],
         kept: [],

@@ -200,6 +200,8 @@ describe("cache robustness", () => {
     await store.commit(pending.dir, {
       formatVersion: 1,
       key: fakeKey("c9"),
+      baseKey: fakeKey("c9"),
+      discovered: { mode: "fanotify", files: [] },
       fields: {} as never,
       command: ["x"],
       pid: 1,

@@ -48,7 +48,7 @@ describe("config file", () => {
     });
     assert.throws(() => validateConfig({ readyTimout: 5 }, "c.json"), {
       shortMessage: 'Unknown field "readyTimout" in c.json.',
-      hint: "known fields: ready, readyTimeout, inputs, envIgnore, maxCacheSize, runtime, hookTimeout, beforeCheckpoint, afterRestore, strictHooks",
+      hint: "known fields: ready, readyTimeout, inputs, inputIgnore, envIgnore, maxCacheSize, runtime, hookTimeout, beforeCheckpoint, afterRestore, strictHooks",
     });
     assert.throws(() => loadConfigFile(dirWith({ "warmstart.config.json": "{ready:" })), {
       code: "invalid-config",

@@ -20,6 +20,19 @@ export function makeStore(): { cacheDir: string; store: EntryStore } {
   return { cacheDir, store: new EntryStore(cacheDir) };
 }
 
+/** A host part as the key records it: this VM's kind of values. */
+export function fakeHost(overrides: Partial<CacheKeyFields["host"]> = {}): CacheKeyFields["host"] {
+  return {
+    kernelRelease: "6.18.44",
+    cpuFlagsSha256: "c".repeat(64),
+    criuVersion: "4.2.1",
+    cpusAllowed: 2,
+    cpuQuota: null,
+    memoryLimitBytes: null,
+    ...overrides,
+  };
+}
+
 export interface FakeEntry {
   readonly key: string;
   readonly dir: string;
@@ -41,6 +54,8 @@ export async function commitFakeEntry(
     env?: Record<string, string>;
     pagesBytes?: number;
     createdAt?: string;
+    baseKey?: string;
+    host?: CacheKeyFields["host"];
   } = {},
 ): Promise<FakeEntry> {
   const pending = store.createPending(key);
@@ -50,8 +65,15 @@ export async function commitFakeEntry(
   const entry = await store.commit(pending.dir, {
     formatVersion: IMAGE_FORMAT_VERSION,
     key,
-    // Only cwd and env are read by the code under test; the rest of the key is the launch's business.
-    fields: { formatVersion: IMAGE_FORMAT_VERSION, cwd, env: options.env ?? {} } as CacheKeyFields,
+    baseKey: options.baseKey ?? key,
+    discovered: { mode: "fanotify", files: [] },
+    // Only cwd, env and host are read by the code under test; the rest of the key is the launch's business.
+    fields: {
+      formatVersion: IMAGE_FORMAT_VERSION,
+      cwd,
+      env: options.env ?? {},
+      host: options.host,
+    } as CacheKeyFields,
     command: options.command ?? ["node", "server.js"],
     pid: 4242,
     stdio: ["pipe:[1]", "pipe:[2]", "pipe:[3]"],

@@ -66,24 +66,36 @@ describe("the app key", () => {
     cwd: "/srv",
     inputPatterns: [],
     inputs: {},
+    inputIgnore: [],
     env: { PATH: "d1" },
     uid: 0,
     gid: 0,
-    kernelRelease: "6.18.0",
-    cpuFlagsSha256: "b".repeat(64),
-    criuVersion: "4.2.1",
+    host: {
+      kernelRelease: "6.18.0",
+      cpuFlagsSha256: "b".repeat(64),
+      criuVersion: "4.2.1",
+      cpusAllowed: 2,
+      cpuQuota: null,
+      memoryLimitBytes: null,
+    },
   } satisfies CacheKeyFields;
   it("is the same on hosts that differ only in their host part, and differs with the app", () => {
-    const other = { ...fields, kernelRelease: "6.1.0", cpuFlagsSha256: "c".repeat(64), criuVersion: "4.3" };
+    const other = {
+      ...fields,
+      host: { ...fields.host, kernelRelease: "6.1.0", cpuFlagsSha256: "c".repeat(64), criuVersion: "4.3" },
+    };
     assert.equal(computeAppKey(other), computeAppKey(fields));
     assert.notEqual(computeAppKey({ ...fields, args: ["other.js"] }), computeAppKey(fields));
     assert.notEqual(computeAppKey({ ...fields, env: { PATH: "d2" } }), computeAppKey(fields));
   });
   it("rekeys a snapshot to this host's fields", () => {
     const local = { kernelRelease: "6.1.0", cpuFlagsSha256: "c".repeat(64), criuVersion: "4.3" };
-    const rekeyed = rekeyForHost(fields, local);
-    assert.equal(rekeyed.fields.kernelRelease, "6.1.0");
+    const rekeyed = rekeyForHost({ fields, discovered: { mode: "fanotify", files: [] } }, local);
+    assert.equal(rekeyed.fields.host.kernelRelease, "6.1.0");
+    // The CPUs and memory the app sized itself for stay the dump's.
+    assert.equal(rekeyed.fields.host.cpusAllowed, 2);
     assert.equal(computeAppKey(rekeyed.fields), computeAppKey(fields));
+    assert.ok(rekeyed.key.endsWith(rekeyed.baseKey.slice(0, 32)));
   });
 });
 

@@ -1,13 +1,16 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import {
+  baseKeySuffix,
   type CacheKeyFields,
-  computeCacheKey,
+  computeBaseKey,
+  computeEntryKey,
   diffKeyFields,
   digestEnvironment,
   IMAGE_FORMAT_VERSION,
   isVolatileEnv,
 } from "../../src/cache/key.js";
+import { fakeHost } from "./fake-entries.js";
 
 const SECRET = Buffer.alloc(32, 7);
 
@@ -21,11 +24,10 @@ function fields(overrides: Partial<CacheKeyFields> = {}): CacheKeyFields {
     inputPatterns: ["src/**/*.js"],
     inputs: { "/srv/app/src/a.js": "1".repeat(64) },
     env: digestEnvironment({ PORT: "3000", NODE_ENV: "production" }, SECRET),
+    inputIgnore: [],
     uid: 0,
     gid: 0,
-    kernelRelease: "6.18.44",
-    cpuFlagsSha256: "c".repeat(64),
-    criuVersion: "4.2.1",
+    host: fakeHost(),
     ...overrides,
   };
 }
@@ -34,12 +36,12 @@ describe("cache key", () => {
   test("is a sha256 that does not depend on the order fields were written in", () => {
     const a = fields();
     const reordered = Object.fromEntries(Object.entries(a).reverse()) as unknown as CacheKeyFields;
-    assert.match(computeCacheKey(a), /^[0-9a-f]{64}$/);
-    assert.equal(computeCacheKey(reordered), computeCacheKey(a));
+    assert.match(computeBaseKey(a), /^[0-9a-f]{64}$/);
+    assert.equal(computeBaseKey(reordered), computeBaseKey(a));
   });
 
-  test("changes with each field", () => {
-    const base = computeCacheKey(fields());
+  test("the base key changes with each field of what the app is", () => {
+    const base = computeBaseKey(fields());
     const variants: Partial<CacheKeyFields>[] = [
       { executableSha256: "b".repeat(64) },
       { args: ["server.js", "--flag"] },
@@ -47,13 +49,24 @@ describe("cache key", () => {
       { inputs: { "/srv/app/src/a.js": "2".repeat(64) } },
       { env: digestEnvironment({ PORT: "3001", NODE_ENV: "production" }, SECRET) },
       { uid: 1000 },
-      { kernelRelease: "6.19.0" },
-      { cpuFlagsSha256: "d".repeat(64) },
-      { criuVersion: "4.2.2" },
+      { inputIgnore: ["*.log"] },
       { formatVersion: IMAGE_FORMAT_VERSION + 1 },
     ];
     for (const variant of variants)
-      assert.notEqual(computeCacheKey(fields(variant)), base, JSON.stringify(variant));
+      assert.notEqual(computeBaseKey(fields(variant)), base, JSON.stringify(variant));
+  });
+
+  test("the host part is not in the base key but in the entry key, which ends with the base key's half", () => {
+    const host = fields().host;
+    const otherHost = { ...host, memoryLimitBytes: 512 * 1024 ** 2 };
+    assert.equal(computeBaseKey(fields({ host: otherHost })), computeBaseKey(fields()));
+    const baseKey = computeBaseKey(fields());
+    const entryKey = computeEntryKey(baseKey, host, ["f aaa /srv/app/server.js"]);
+    assert.match(entryKey, /^[0-9a-f]{64}$/);
+    assert.ok(entryKey.endsWith(baseKeySuffix(baseKey)));
+    assert.notEqual(computeEntryKey(baseKey, otherHost, ["f aaa /srv/app/server.js"]), entryKey);
+    assert.notEqual(computeEntryKey(baseKey, host, ["f bbb /srv/app/server.js"]), entryKey);
+    assert.equal(computeEntryKey(baseKey, host, ["f aaa /srv/app/server.js"]), entryKey);
   });
 
   test("volatile variables are left out, and so are names the user adds", () => {
@@ -97,5 +110,10 @@ describe("cache key", () => {
       "env DEBUG appeared",
     ]);
     assert.deepEqual(diffKeyFields(before, fields()), []);
+    const smaller = fields({ host: { ...before.host, cpusAllowed: 1, memoryLimitBytes: 1024 } });
+    assert.deepEqual(diffKeyFields(before, smaller), [
+      "cpusAllowed changed (2 -> 1)",
+      "memoryLimitBytes changed (unlimited -> 1024)",
+    ]);
   });
 });

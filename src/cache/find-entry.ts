@@ -1,0 +1,76 @@
+import { describeChangedInput, findChangedInput } from "../inputs/discovered-inputs.js";
+import { listEntryKeys } from "./entry-scan.js";
+import type { CacheEntry, EntryStore, LookupOutcome } from "./entry-store.js";
+import type { FileHashIndex } from "./file-hash.js";
+import { baseKeySuffix, type CacheKeyFields, diffHostFields } from "./key.js";
+
+export type FindOutcome =
+  | { readonly hit: true; readonly entry: CacheEntry }
+  /** No entry fits; `explanation` says why, against the newest entry of this base key. */
+  | { readonly hit: false; readonly reason: "missing"; readonly explanation: string }
+  | {
+      readonly hit: false;
+      readonly reason: "refused" | "corrupt";
+      readonly key: string;
+      readonly detail: string;
+      readonly dir: string;
+    };
+
+/**
+ * The newest entry under the base key that this launch can restore: sound (the store's own
+ * checks), made on a host like this one, and from inputs that are all still as they were.
+ * Several entries may live under one base key (a branch checked out and back, two cgroups);
+ * the newest valid one wins. A refused or damaged entry is reported only when no other
+ * entry could be used, so that one bad entry does not hide a good one.
+ */
+export async function findEntry(
+  store: EntryStore,
+  baseKey: string,
+  fields: CacheKeyFields,
+  hashes: FileHashIndex,
+): Promise<FindOutcome> {
+  const found: CacheEntry[] = [];
+  let problem: (LookupOutcome & { readonly hit: false; readonly reason: "refused" | "corrupt" }) | undefined;
+  let problemKey = "";
+  for (const key of listEntryKeysOf(store, baseKey)) {
+    const outcome = await store.lookup(key);
+    if (outcome.hit) {
+      if (outcome.entry.manifest.baseKey === baseKey) found.push(outcome.entry);
+    } else if (outcome.reason !== "missing" && !problem) {
+      problem = outcome;
+      problemKey = key;
+    }
+  }
+  found.sort((a, b) => (a.manifest.createdAt < b.manifest.createdAt ? 1 : -1));
+  let explanation: string | undefined;
+  for (const entry of found) {
+    const why = await explainUnfit(entry, fields, hashes);
+    if (why === undefined) return { hit: true, entry };
+    explanation ??= why;
+  }
+  if (problem) return { ...problem, key: problemKey };
+  return { hit: false, reason: "missing", explanation: explanation ?? store.explainMiss(fields) };
+}
+
+/** Why this launch cannot restore the entry, or undefined when it can. */
+async function explainUnfit(
+  entry: CacheEntry,
+  fields: CacheKeyFields,
+  hashes: FileHashIndex,
+): Promise<string | undefined> {
+  const hostChanges = diffHostFields(entry.manifest.fields.host, fields.host);
+  if (hostChanges.length > 0) return hostChanges.join(", ");
+  const changed = await findChangedInput(entry.manifest.discovered, hashes);
+  return changed && describeChangedInput(changed);
+}
+
+/** The keys of every entry under a base key. */
+export function listEntryKeysOf(store: EntryStore, baseKey: string): string[] {
+  const suffix = baseKeySuffix(baseKey);
+  return listEntryKeys(store).filter((key) => key.endsWith(suffix));
+}
+
+/** Removes every entry under a base key (`--refresh` replaces them). */
+export function evictEntriesOf(store: EntryStore, baseKey: string): void {
+  for (const key of listEntryKeysOf(store, baseKey)) store.evict(key);
+}

@@ -1,0 +1,106 @@
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import { FileHashIndex } from "../../src/cache/file-hash.js";
+import {
+  contentOf,
+  createInputFilter,
+  findChangedInput,
+  listDiscoveredPaths,
+  sealDiscoveredInputs,
+} from "../../src/inputs/discovered-inputs.js";
+import type { RecordingOutcome } from "../../src/inputs/recorder.js";
+import { toStamp } from "../../src/inputs/stamp.js";
+
+const root = mkdtempSync(join(tmpdir(), "warmstart-unit-inputs-"));
+after(() => rmSync(root, { recursive: true, force: true }));
+
+function recordingOf(paths: { path: string; kind: "file" | "dir" }[]): RecordingOutcome {
+  return {
+    isComplete: true,
+    mode: "fanotify",
+    files: paths.map(({ path, kind }) => ({ path, kind, stamp: toStamp(statSync(path)) })),
+    outputs: [],
+  };
+}
+
+describe("discovered inputs", () => {
+  test("a touch stays valid, a changed byte, a new plugin or a removed file does not", async () => {
+    const dir = mkdtempSync(join(root, "app-"));
+    const cache = mkdtempSync(join(root, "cache-"));
+    mkdirSync(join(dir, "plugins"));
+    writeFileSync(join(dir, "a b.js"), "one");
+    writeFileSync(join(dir, "plugins/p1.js"), "p1");
+    const sealed = await sealDiscoveredInputs(
+      recordingOf([
+        { path: join(dir, "a b.js"), kind: "file" },
+        { path: join(dir, "plugins"), kind: "dir" },
+      ]),
+      () => true,
+      new FileHashIndex(cache),
+    );
+    assert.ok(sealed.isComplete);
+    const { discovered } = sealed;
+    assert.deepEqual(listDiscoveredPaths(discovered), [join(dir, "a b.js"), join(dir, "plugins")]);
+    assert.equal(await findChangedInput(discovered, new FileHashIndex(cache)), undefined);
+
+    const later = new Date(Date.now() + 10_000);
+    utimesSync(join(dir, "a b.js"), later, later);
+    assert.equal(await findChangedInput(discovered, new FileHashIndex(cache)), undefined);
+
+    writeFileSync(join(dir, "plugins/p2.js"), "p2");
+    assert.deepEqual(await findChangedInput(discovered, new FileHashIndex(cache)), {
+      path: join(dir, "plugins"),
+      how: "changed",
+    });
+    rmSync(join(dir, "plugins/p2.js"));
+    // Edited in place, same size: the bytes decide.
+    writeFileSync(join(dir, "a b.js"), "two");
+    assert.deepEqual(await findChangedInput(discovered, new FileHashIndex(cache)), {
+      path: join(dir, "a b.js"),
+      how: "changed",
+    });
+    rmSync(join(dir, "a b.js"));
+    assert.deepEqual(await findChangedInput(discovered, new FileHashIndex(cache)), {
+      path: join(dir, "a b.js"),
+      how: "is gone",
+    });
+    // The entry key names content, not stamps: a touch does not make another entry.
+    assert.deepEqual(
+      contentOf(discovered).map((line) => line.split(" ")[0]),
+      ["f", "d"],
+    );
+  });
+
+  test("a file that changed since the app opened it leaves the list incomplete", async () => {
+    const path = join(root, "config.json");
+    writeFileSync(path, "{}");
+    const recording = recordingOf([{ path, kind: "file" }]);
+    writeFileSync(path, '{"changed": true}');
+    const sealed = await sealDiscoveredInputs(recording, () => true, new FileHashIndex(root));
+    assert.deepEqual(sealed, { isComplete: false, reason: `${path} changed while the app started` });
+  });
+
+  test("the filter leaves out warmstart's and the kernel's directories, known inputs and ignored globs", () => {
+    const isInput = createInputFilter({
+      dirs: ["/var/cache/warmstart"],
+      files: ["/usr/bin/node"],
+      ignore: ["logs/**", "/srv/app/tmp-*.json"],
+      cwd: "/srv/app",
+    });
+    for (const path of ["/srv/app/server.js", "/etc/ssl/openssl.cnf", "/srv/app/logs.js"])
+      assert.equal(isInput(path), true, path);
+    for (const path of [
+      "/proc/self/maps",
+      "/sys/fs/cgroup/memory.max",
+      "/dev/urandom",
+      "/var/cache/warmstart/v2/x/manifest.json",
+      "/usr/bin/node",
+      "/srv/app/logs/today/app.log",
+      "/srv/app/tmp-1.json",
+    ])
+      assert.equal(isInput(path), false, path);
+  });
+});
