@@ -21,6 +21,7 @@ import {
   newCache,
   ROOT,
   runArgs,
+  STORE_DIR,
   useIntegrationRig,
   WarmstartRun,
   waitForEntry,
@@ -163,11 +164,11 @@ describe("export and import", () => {
       assert.match(imported.stderr, /import refused: write-failed: .*ENOSPC/);
       assert.deepEqual(
         readdirSync(small).filter(
-          (name) => !before.includes(name) && name !== "v1" && name !== "signing-key.pem",
+          (name) => !before.includes(name) && name !== STORE_DIR && name !== "signing-key.pem",
         ),
         [],
       );
-      assert.deepEqual(readdirSync(join(small, "v1")), []);
+      assert.deepEqual(readdirSync(join(small, STORE_DIR)), []);
     } finally {
       execFileSync("umount", [small]);
     }
@@ -190,7 +191,9 @@ describe("the large-heap example", () => {
     await run.stop();
     const [key = ""] = listEntries(cacheDir);
     const imageBytes = (
-      JSON.parse(readFileSync(join(cacheDir, "v1", key, "manifest.json"), "utf8")) as { imageBytes: number }
+      JSON.parse(readFileSync(join(cacheDir, STORE_DIR, key, "manifest.json"), "utf8")) as {
+        imageBytes: number;
+      }
     ).imageBytes;
     const archive = join(makeTempDir(), "large.tar.zst");
     const exported = await runMeasured(["export", key, "--cache-dir", cacheDir, "-o", archive]);
