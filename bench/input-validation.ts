@@ -130,11 +130,11 @@ async function measureRealApp(root: string): Promise<void> {
     stderr += chunk;
   });
   const deadline = Date.now() + 120_000;
-  while (!/checkpoint saved|no snapshot taken|checkpoint failed/.test(stderr) && Date.now() < deadline)
+  while (!/snapshot saved|no snapshot taken|snapshot failed/.test(stderr) && Date.now() < deadline)
     await new Promise((resolve) => setTimeout(resolve, 100));
   child.kill("SIGTERM");
   await new Promise((resolve) => child.once("close", resolve));
-  if (!/checkpoint saved/.test(stderr)) throw new Error(`no snapshot of the app:\n${stderr}`);
+  if (!/snapshot saved/.test(stderr)) throw new Error(`no snapshot of the app:\n${stderr}`);
   const store = new EntryStore(cacheDir);
   const [key] = readdirSync(store.root).filter((name) => /^[0-9a-f]{64}$/.test(name));
   const manifestPath = join(store.root, key ?? "", "manifest.json");

@@ -49,7 +49,7 @@ async function launchOnce(
   const [, mode = ""] = await run.waitFor(/ready, (cold|warm), pid/, "stderr", 60_000);
   const body = await getJson(`http://127.0.0.1:${app.port}/`);
   if (mode === "cold")
-    await run.waitFor(/checkpoint saved|no snapshot taken|checkpoint failed/, "stderr", 60_000);
+    await run.waitFor(/snapshot saved|no snapshot taken|snapshot failed/, "stderr", 60_000);
   await run.stop();
   assert.equal(readReports(app.reportFile).at(-1)?.mode, mode);
   return { mode, stderr: run.stderr, body };
@@ -70,7 +70,7 @@ async function assertColdBecause(
   const launched = await launchOnce(app, options);
   assert.equal(launched.mode, "cold", launched.stderr);
   assert.match(launched.stderr, reason);
-  assert.match(launched.stderr, /checkpoint saved/);
+  assert.match(launched.stderr, /snapshot saved/);
   assert.deepEqual(launched.body, expected);
 }
 
@@ -158,7 +158,7 @@ describe("discovered inputs", () => {
       runArgs(app.cacheDir, app.reportFile, [`tcp:127.0.0.1:${app.port}`], app.command, ["--watch"]),
       { PORT: String(app.port) },
     );
-    await serving.waitFor(/checkpoint saved/, "stderr", 60_000);
+    await serving.waitFor(/snapshot saved/, "stderr", 60_000);
     assert.equal(listEntries(app.cacheDir).length, 1);
     writeFileSync(join(app.dir, "lib/db.cjs"), 'module.exports = "db-v2";\n');
     await serving.waitFor(/lib\/db\.cjs changed: the snapshot is stale and was removed/, "stderr");
