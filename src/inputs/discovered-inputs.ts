@@ -65,8 +65,13 @@ export async function sealDiscoveredInputs(
       // Read, then removed by the app (a temporary file): nothing a later launch would read.
       continue;
     }
-    if (!isSameStamp(stamp, file.stamp))
+    if (!isSameStamp(stamp, file.stamp)) {
+      // A directory whose listing moved while the app started is one it writes into (npm's
+      // log directory, a cache): an output. A file that moved, read and not written by the
+      // app, was edited under it: the snapshot would hold the old bytes.
+      if (file.kind === "dir") continue;
       return { isComplete: false, reason: `${file.path} changed while the app started` };
+    }
     lines.push(encodeInput(file, await hashInput(file.kind, file.path, hashes)));
   }
   return { isComplete: true, discovered: { mode: recording.mode, files: lines.sort(byPath) } };

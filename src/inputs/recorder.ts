@@ -275,6 +275,8 @@ function createFanotifyRecorder(fanotify: Fanotify): InputRecorder {
       for (const [path, seen] of opened) {
         if (outputs.has(path)) continue;
         if (seen.stamps.size > 1) {
+          // A directory the app writes into is an output (see sealDiscoveredInputs).
+          if (seen.kind === "dir") continue;
           return { isComplete: false, mode: "fanotify", reason: `${path} changed while the app started` };
         }
         files.push({ path, kind: seen.kind, stamp: seen.first });

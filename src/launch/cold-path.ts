@@ -137,6 +137,7 @@ export async function waitForColdApp(
       cache: plan.cacheUse,
       fallbackReason: plan.fallback?.reason ?? null,
       imageBytes: null,
+      baseKey: session.cache?.key ?? null,
     },
   );
   return { step: "serving", launched };

@@ -4,7 +4,11 @@ import type { FallbackReason } from "./launch-events.js";
 
 export interface LaunchReport {
   readonly mode: "cold" | "warm";
+  /** The snapshot's entry (restored, or saved by this cold launch), else the base key. */
   readonly key: string | null;
+  /** What the app is (src/cache/key.ts): the same for every launch of one app, whichever
+   * entry it restored or saved. */
+  readonly baseKey: string | null;
   readonly command: readonly string[];
   readonly pid: number;
   readonly readyMs: number;
@@ -43,7 +47,7 @@ export function toLaunch(
     /** Called before the signal goes to the app (a checkpoint in progress is abandoned). */
     onKill?: (signal: NodeJS.Signals) => void;
   },
-  extra: Pick<LaunchReport, "command" | "cache" | "fallbackReason" | "imageBytes">,
+  extra: Pick<LaunchReport, "command" | "cache" | "fallbackReason" | "imageBytes" | "baseKey">,
 ): Launch {
   const { app } = launched;
   let exitCode: number | null = null;
@@ -68,6 +72,7 @@ export function toLaunch(
         mode: launched.mode,
         // A cold launch knows its entry's key once the snapshot is saved (it names the inputs).
         key: outcome?.saved ? outcome.entry.manifest.key : launched.key,
+        baseKey: extra.baseKey,
         command: extra.command,
         pid: app.pid,
         readyMs: launched.readyMs,

@@ -212,6 +212,7 @@ function serveRestored(
       cache: "hit",
       fallbackReason: null,
       imageBytes: entry.manifest.imageBytes,
+      baseKey: cache.key,
     },
   );
   return { step: "serving", launched };

@@ -201,7 +201,7 @@ describe("--before-checkpoint and --after-restore", () => {
       await original.stop();
       const cold = readReports(reportFile)[0];
       if (before === "command")
-        assert.deepEqual(commandLines(), [`before-checkpoint ${cold?.pid} ${cold?.key}`]);
+        assert.deepEqual(commandLines(), [`before-checkpoint ${cold?.pid} ${cold?.baseKey}`]);
       else assert.deepEqual(afterCheckpoint.httpHooks, { before: 1 });
 
       for (const copy of [1, 2]) {
@@ -212,8 +212,8 @@ describe("--before-checkpoint and --after-restore", () => {
         const warm = readReports(reportFile)[copy];
         if (after === "command") {
           assert.deepEqual(commandLines().slice(before === "command" ? 1 : 0), [
-            ...(copy === 2 ? [`after-restore ${readReports(reportFile)[1]?.pid} ${cold?.key}`] : []),
-            `after-restore ${warm?.pid} ${cold?.key}`,
+            ...(copy === 2 ? [`after-restore ${readReports(reportFile)[1]?.pid} ${cold?.baseKey}`] : []),
+            `after-restore ${warm?.pid} ${cold?.baseKey}`,
           ]);
         } else {
           // The copy came from the snapshot, whose count was taken before any restore.

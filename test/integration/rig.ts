@@ -215,6 +215,7 @@ export interface Report {
   readonly event: "ready" | "exit";
   readonly mode: "cold" | "warm";
   readonly key: string | null;
+  readonly baseKey: string | null;
   readonly pid: number;
   readonly readyMs: number;
   readonly fallbackReason: string | null;
