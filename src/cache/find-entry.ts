@@ -70,7 +70,7 @@ export function listEntryKeysOf(store: EntryStore, baseKey: string): string[] {
   return listEntryKeys(store).filter((key) => key.endsWith(suffix));
 }
 
-/** Removes every entry under a base key (`--refresh` replaces them). */
-export function evictEntriesOf(store: EntryStore, baseKey: string): void {
-  for (const key of listEntryKeysOf(store, baseKey)) store.evict(key);
+/** Removes every entry under a base key but `kept` (`--refresh` replaces them). */
+export function evictEntriesOf(store: EntryStore, baseKey: string, kept: string): void {
+  for (const key of listEntryKeysOf(store, baseKey)) if (key !== kept) store.evict(key);
 }

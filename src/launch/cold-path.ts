@@ -213,8 +213,6 @@ async function takeSnapshot(
     opts.emit({ type: "warning", message: `no snapshot taken: ${sealed.reason}` });
     return undefined;
   }
-  // --refresh replaces every entry of the base key, whatever inputs they were made from.
-  if (opts.isRefresh) evictEntriesOf(cache.store, cache.key);
   const manifest = {
     formatVersion: IMAGE_FORMAT_VERSION,
     key: sealed.entryKey,
@@ -256,6 +254,9 @@ async function takeSnapshot(
   }
   opts.emit({ type: "checkpoint", outcome, atMs: context.elapsedMs() });
   if (outcome.saved) {
+    // --refresh replaces every entry of the base key, whatever inputs they were made from,
+    // once its own is in: a refresh that dies mid-dump leaves the old ones restorable.
+    if (opts.isRefresh) evictEntriesOf(cache.store, cache.key, outcome.entry.manifest.key);
     await trimCache(cache, outcome.entry.manifest, opts.maxCacheBytes);
     await pushAfterSave(context, cache, outcome.entry);
   }
