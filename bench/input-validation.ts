@@ -65,6 +65,7 @@ async function measureSynthetic(root: string): Promise<void> {
       files: paths.map((path) => ({ path, kind: "file" as const, stamp: toStamp(statSync(path)) })),
       outputs: [],
     },
+    [],
     () => true,
     new FileHashIndex(cacheDir),
   );

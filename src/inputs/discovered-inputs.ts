@@ -11,7 +11,9 @@ import { type FileStamp, isSameStamp, toStamp } from "./stamp.js";
  * "<kind> <dev> <ino> <size> <mtimeMs> <ctimeMs> <sha256> <path>" (the path last, so any
  * character may be in it): a warm launch parses and stats every one of them, and one string
  * per input parses several times faster than an object per input would.
- * kind: "f" a file (sha256 of its bytes), "d" a directory (sha256 of its listing).
+ * kind: "f" a file (sha256 of its bytes), "d" a directory (sha256 of its listing), "a" a path
+ * that must stay absent (stamps 0, sha256 "-"): a module the resolver looked for nearer and
+ * did not find, which would be loaded instead if it appeared.
  */
 export interface DiscoveredInputs {
   readonly mode: RecorderMode;
@@ -51,6 +53,7 @@ export type SealOutcome =
  */
 export async function sealDiscoveredInputs(
   recording: RecordingOutcome,
+  absentPaths: Iterable<string>,
   isInput: (path: string) => boolean,
   hashes: FileHashIndex,
 ): Promise<SealOutcome> {
@@ -73,6 +76,14 @@ export async function sealDiscoveredInputs(
       return { isComplete: false, reason: `${file.path} changed while the app started` };
     }
     lines.push(encodeInput(file, await hashInput(file.kind, file.path, hashes)));
+  }
+  for (const path of absentPaths) {
+    if (!isInput(path)) continue;
+    // Created while the app started: it may or may not have been seen; the app's memory
+    // cannot tell which, so no snapshot.
+    if (statSync(path, { throwIfNoEntry: false }))
+      return { isComplete: false, reason: `${path} appeared while the app started` };
+    lines.push(`a 0 0 0 0 0 - ${path}`);
   }
   return { isComplete: true, discovered: { mode: recording.mode, files: lines.sort(byPath) } };
 }
@@ -129,7 +140,7 @@ function hashListing(path: string): string {
 
 export interface ChangedInput {
   readonly path: string;
-  readonly how: "changed" | "is gone" | "cannot be read";
+  readonly how: "changed" | "is gone" | "cannot be read" | "appeared";
 }
 
 export function describeChangedInput(change: ChangedInput): string {
@@ -150,6 +161,10 @@ export async function findChangedInput(
     const start = pathStart(line);
     const path = line.slice(start);
     const stat = statSync(path, { throwIfNoEntry: false });
+    if (line.startsWith("a ")) {
+      if (stat) return { path, how: "appeared" };
+      continue;
+    }
     if (!stat) return { path, how: "is gone" };
     const fields = line.slice(0, start - 1).split(" ");
     if (

@@ -32,6 +32,8 @@ export async function sealRecording(
   fields: CacheKeyFields,
   hashes: FileHashIndex,
   where: {
+    /** Paths the app's runtime found absent in module lookups (see ControlChannel). */
+    readonly absentPaths: Iterable<string>;
     readonly cacheDir: string;
     readonly runtimeDir: string;
     readonly inputIgnore: readonly string[];
@@ -50,7 +52,7 @@ export async function sealRecording(
     ignore: where.inputIgnore,
     cwd: where.cwd,
   });
-  const sealed = await sealDiscoveredInputs(recording, isInput, hashes);
+  const sealed = await sealDiscoveredInputs(recording, where.absentPaths, isInput, hashes);
   await hashes.save();
   const how =
     recorder.mode === "fanotify"
@@ -67,8 +69,14 @@ export async function sealRecording(
     isComplete: true,
     entryKey: computeEntryKey(baseKey, fields.host, contentOf(sealed.discovered)),
     discovered: sealed.discovered,
-    summary: `inputs: ${sealed.discovered.files.length} files ${how}`,
+    summary: `inputs: ${summarize(sealed.discovered, how)}`,
   };
+}
+
+function summarize(discovered: DiscoveredInputs, how: string): string {
+  const absent = discovered.files.filter((line) => line.startsWith("a ")).length;
+  const files = `${discovered.files.length - absent} files ${how}`;
+  return absent > 0 ? `${files}; ${absent} module paths that must stay absent` : files;
 }
 
 function realPath(path: string): string {

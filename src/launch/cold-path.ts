@@ -201,6 +201,7 @@ async function takeSnapshot(
     cache.fields,
     cache.hashes,
     {
+      absentPaths: openControl(app, (message) => opts.emit({ type: "warning", message }))?.absentPaths ?? [],
       cacheDir: cache.dir,
       runtimeDir: session.runtime.path,
       inputIgnore: opts.inputIgnore,

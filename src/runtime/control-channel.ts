@@ -19,6 +19,7 @@ export class ControlChannel {
   readonly #participants = new Map<number, ParticipantKind>();
   readonly #listeners = new Set<(message: UpMessage) => void>();
   readonly #closeListeners = new Set<() => void>();
+  readonly #absentPaths = new Set<string>();
   #isClosed = false;
 
   constructor(streams: ControlStreams) {
@@ -28,6 +29,7 @@ export class ControlChannel {
       const message = parseUpMessage(line);
       if (!message) return;
       if (message.type === "hello") this.#participants.set(message.pid, message.kind);
+      if (message.type === "absent") for (const path of message.paths) this.#absentPaths.add(path);
       for (const listener of this.#listeners) listener(message);
     });
     streams.up.on("data", (chunk: Buffer) => lines.push(chunk));
@@ -41,6 +43,12 @@ export class ControlChannel {
   /** The PIDs (as the app sees them) of every runtime that said hello, and their kind. */
   get participants(): ReadonlyMap<number, ParticipantKind> {
     return this.#participants;
+  }
+
+  /** Paths the app's module resolution found absent while it started: inputs too (a nearer
+   * node_modules/<name> that appears changes what it loads). */
+  get absentPaths(): ReadonlySet<string> {
+    return this.#absentPaths;
   }
 
   /** Calls `listener` for every later message; returns a function that stops it. */

@@ -58,6 +58,9 @@ export type UpMessage =
     }
   | { readonly type: "checkpoint-ready"; readonly pid: number }
   | { readonly type: "checkpoint-failed"; readonly pid: number; readonly detail: string }
+  /** Paths whose absence decided what the process loaded (a nearer node_modules/<name> that
+   * did not exist): inputs that must still be absent for a snapshot to be valid. */
+  | { readonly type: "absent"; readonly pid: number; readonly paths: readonly string[] }
   | {
       readonly type: "resumed";
       readonly pid: number;
@@ -73,6 +76,8 @@ export function formatUpMessage(message: UpMessage): string {
       return `checkpoint-ready ${message.pid}\n`;
     case "checkpoint-failed":
       return `checkpoint-failed ${message.pid} ${JSON.stringify(clip(message.detail))}\n`;
+    case "absent":
+      return `absent ${message.pid} ${JSON.stringify(message.paths)}\n`;
     case "resumed":
       return `resumed ${message.pid} ${message.verdict} ${JSON.stringify({
         ...message.report,
@@ -80,6 +85,10 @@ export function formatUpMessage(message: UpMessage): string {
       })}\n`;
   }
 }
+
+/** A line must stay below PIPE_BUF (4096) to be written atomically: senders split longer
+ * lists of paths into messages of at most this many bytes. */
+export const MAX_PATHS_BYTES = 3500;
 
 /** A line must stay below PIPE_BUF (4096) to be written atomically. */
 function clip(text: string): string {
@@ -102,6 +111,10 @@ export function parseUpMessage(line: string): UpMessage | undefined {
         return { type, pid };
       case "checkpoint-failed":
         return { type, pid, detail: String(JSON.parse(rest)) };
+      case "absent": {
+        const paths: unknown = JSON.parse(rest);
+        return Array.isArray(paths) ? { type, pid, paths: paths.map(String) } : undefined;
+      }
       case "resumed": {
         const space = rest.indexOf(" ");
         const verdict = rest.slice(0, space);

@@ -152,6 +152,32 @@ describe("discovered inputs", () => {
     await assertWarm(app, expected);
   });
 
+  test("a package installed nearer than the one the app loaded (a module lookup that failed at cold start) misses and is loaded", async () => {
+    const app = await makeNodeApp();
+    // server.cjs in sub/ requires "greeter", found in the parent's node_modules: the lookup in
+    // sub/node_modules failed first, and no file was opened there for fanotify to see.
+    mkdirSync(join(app.dir, "sub"));
+    mkdirSync(join(app.dir, "node_modules/greeter"), { recursive: true });
+    writeFileSync(join(app.dir, "node_modules/greeter/index.js"), 'module.exports = "parent";\n');
+    writeFileSync(
+      join(app.dir, "sub/server.cjs"),
+      NODE_APP.replace('require("./lib/db.cjs")', 'require("greeter")')
+        .replace('import("./esm/', 'import("../esm/')
+        .replaceAll("__dirname + ", '__dirname + "/.." + '),
+    );
+    const nested = { ...app, command: ["node", join(app.dir, "sub/server.cjs")] };
+    const expected = { entry: "entry-v1", db: "parent", config: { level: 1 }, greeting: "hello-v1" };
+    await assertColdBecause(nested, /miss: no snapshot of this command yet/, expected);
+    await assertWarm(nested, expected);
+    mkdirSync(join(app.dir, "sub/node_modules/greeter"), { recursive: true });
+    writeFileSync(join(app.dir, "sub/node_modules/greeter/index.js"), 'module.exports = "nearer";\n');
+    await assertColdBecause(nested, /miss: \S+\/sub\/node_modules\/greeter appeared/, {
+      ...expected,
+      db: "nearer",
+    });
+    await assertWarm(nested, { ...expected, db: "nearer" });
+  });
+
   test("--watch watches the discovered inputs: an edit removes the stale snapshot", async () => {
     const app = await makeNodeApp();
     const serving = new WarmstartRun(

@@ -38,6 +38,7 @@ describe("discovered inputs", () => {
         { path: join(dir, "a b.js"), kind: "file" },
         { path: join(dir, "plugins"), kind: "dir" },
       ]),
+      [],
       () => true,
       new FileHashIndex(cache),
     );
@@ -79,8 +80,36 @@ describe("discovered inputs", () => {
     writeFileSync(path, "{}");
     const recording = recordingOf([{ path, kind: "file" }]);
     writeFileSync(path, '{"changed": true}');
-    const sealed = await sealDiscoveredInputs(recording, () => true, new FileHashIndex(root));
+    const sealed = await sealDiscoveredInputs(recording, [], () => true, new FileHashIndex(root));
     assert.deepEqual(sealed, { isComplete: false, reason: `${path} changed while the app started` });
+  });
+
+  test("a module path that was absent must stay absent; one that appeared while the app started leaves the list incomplete", async () => {
+    const dir = mkdtempSync(join(root, "absent-"));
+    const nearer = join(dir, "sub/node_modules/lib");
+    const ignored = join(dir, "ignored/node_modules/lib");
+    const sealed = await sealDiscoveredInputs(
+      recordingOf([]),
+      [nearer, ignored],
+      (path) => path !== ignored,
+      new FileHashIndex(root),
+    );
+    assert.ok(sealed.isComplete);
+    assert.deepEqual(listDiscoveredPaths(sealed.discovered), [nearer]);
+    assert.deepEqual(contentOf(sealed.discovered), [`a - ${nearer}`]);
+    assert.equal(await findChangedInput(sealed.discovered, new FileHashIndex(root)), undefined);
+    mkdirSync(nearer, { recursive: true });
+    assert.deepEqual(await findChangedInput(sealed.discovered, new FileHashIndex(root)), {
+      path: nearer,
+      how: "appeared",
+    });
+    assert.deepEqual(
+      await sealDiscoveredInputs(recordingOf([]), [nearer], () => true, new FileHashIndex(root)),
+      {
+        isComplete: false,
+        reason: `${nearer} appeared while the app started`,
+      },
+    );
   });
 
   test("the filter leaves out warmstart's and the kernel's directories, known inputs and ignored globs", () => {

@@ -28,6 +28,7 @@ import {
   verdictOf,
 } from "../protocol.js";
 import { getRegistry, type Registry } from "../registry.js";
+import { recordAbsentModules } from "./absent-modules.js";
 import { type Crypto, drainEntropyCaches, loadCrypto } from "./entropy-caches.js";
 import { runCheckpointHooks, runRestoreHooks } from "./hooks.js";
 import { installMathRandom, reseedMathRandom } from "./math-random.js";
@@ -141,6 +142,7 @@ class Realm {
 }
 
 function startMainThread(control: Control, realm: Realm): void {
+  recordAbsentModules((paths) => send(control, { type: "absent", pid: process.pid, paths }));
   let threads: ThreadCoordinator | undefined;
   process.once("worker", (worker) => {
     threads = new ThreadCoordinator(worker);
