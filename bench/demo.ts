@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { IMAGE_FORMAT_VERSION } from "../src/cache/key.js";
 import { measureTtfr, stop } from "./ttfr.js";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
@@ -52,7 +53,7 @@ async function waitForSnapshot(dir: string): Promise<void> {
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
     try {
-      if (readdirSync(join(dir, "v1")).some((name) => !name.startsWith("."))) return;
+      if (readdirSync(join(dir, `v${IMAGE_FORMAT_VERSION}`)).some((name) => !name.startsWith("."))) return;
     } catch {
       // Not created yet.
     }

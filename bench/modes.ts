@@ -4,6 +4,7 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { IMAGE_FORMAT_VERSION } from "../src/cache/key.js";
 import { LAZY_MIN_IMAGE_BYTES } from "../src/launch/launch.js";
 import { waitForPortFree } from "./ports.js";
 import { measureRawRestore } from "./raw-criu.js";
@@ -280,7 +281,7 @@ export async function makeSnapshot(ctx: BenchContext): Promise<Snapshot> {
       cwd: ROOT,
       timeoutMs: ctx.workload.timeoutMs,
     });
-    const entryDir = await waitForEntry(join(ctx.cacheDir, "v1"), 120_000);
+    const entryDir = await waitForEntry(join(ctx.cacheDir, `v${IMAGE_FORMAT_VERSION}`), 120_000);
     await stopWarmstart(run, ctx.workload.timeoutMs);
     await waitForPortFree(ctx.port);
     const report = readLastReport(reportPath);
