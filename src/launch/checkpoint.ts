@@ -42,13 +42,19 @@ export interface CheckpointOptions {
    * Looks at the app just before the dump (pre-flight: what CRIU cannot carry), and returns
    * what explains a failed dump's CRIU errors, if anything does.
    */
-  readonly inspect?: (pid: number) => Promise<(errors: readonly string[]) => string | undefined>;
+  readonly inspect?: (pid: number) => Promise<(errors: readonly string[]) => DumpExplanation | undefined>;
   readonly manifest: Omit<
     Manifest,
     "files" | "imageBytes" | "pid" | "stdio" | "checkpointMs" | "createdAt" | "listen" | "runtime"
   >;
   /** The in-app runtime and the hooks: asked before the dump, told after it. */
   readonly runtime?: { readonly channel: ControlChannel | undefined; readonly context: RuntimeContext };
+}
+
+/** Pre-flight's reading of a failed dump: the finding in plain words, and its fix if any. */
+export interface DumpExplanation {
+  readonly text: string;
+  readonly fixEnv?: Readonly<Record<string, string>>;
 }
 
 export type CheckpointOutcome =
@@ -68,6 +74,8 @@ export type CheckpointOutcome =
       readonly errors: readonly string[];
       /** What in the app explains the failure, in plain words (pre-flight's finding). */
       readonly explanation?: string;
+      /** Variables that would have avoided it, for the next cold start (pre-flight's fix). */
+      readonly fixEnv?: Readonly<Record<string, string>>;
       readonly logPath?: string;
       readonly checkpointMs: number;
     };
@@ -176,12 +184,14 @@ async function dumpBlocked(
       const logged = await readCriuErrors(logPath);
       const errors = logged.length > 0 ? logged : [exit.stderr.trim() || `criu dump: ${describeExit(exit)}`];
       // A full disk truncates CRIU's own log (it is written there too): say it from statfs.
-      const explanation = describeFullDisk(pending.dir) ?? explain?.(errors);
+      const fullDisk = describeFullDisk(pending.dir);
+      const explained = fullDisk ? { text: fullDisk } : explain?.(errors);
       return {
         saved: false,
         reason: "dump-failed",
         errors,
-        ...(explanation ? { explanation } : {}),
+        ...(explained ? { explanation: explained.text } : {}),
+        ...(explained?.fixEnv ? { fixEnv: explained.fixEnv } : {}),
         ...keepLog(logPath, options),
         checkpointMs: elapsed(),
       };

@@ -4,6 +4,7 @@ import type { Manifest } from "../cache/entry-store.js";
 import { evictEntriesOf } from "../cache/find-entry.js";
 import { scheduleHousekeeping } from "../cache/housekeeping.js";
 import { IMAGE_FORMAT_VERSION } from "../cache/key.js";
+import { readStartFixes, saveStartFixes } from "../cache/start-fixes.js";
 import { WarmstartError } from "../errors.js";
 import { inNetworkOf } from "../exec/command-lines.js";
 import { sealRecording } from "../inputs/record-inputs.js";
@@ -43,6 +44,7 @@ export async function startColdApp(
   const probes = opts.probes.map(noteExistingFile);
   // The runtime goes in only when this launch may be snapshotted; the key was computed before.
   const { cache } = session;
+  if (cache && plan.isSnapshotWanted && !opts.isSnapshotDisabled) applyStartFixes(context, cache, env);
   const injected =
     cache && plan.isSnapshotWanted && !opts.isSnapshotDisabled
       ? await prepareColdStart({ env, cacheDir: cache.dir, hashes: cache.hashes, options: opts.runtime })
@@ -193,6 +195,7 @@ async function takeSnapshot(
   const { opts } = context;
   context.step("checkpointing");
   // The recording ends here: what the app read while it started, and the entry it names.
+  const control = openControl(app, (message) => opts.emit({ type: "warning", message }));
   const sealed = await sealRecording(
     recorder,
     app.pid,
@@ -201,7 +204,7 @@ async function takeSnapshot(
     cache.fields,
     cache.hashes,
     {
-      absentPaths: openControl(app, (message) => opts.emit({ type: "warning", message }))?.absentPaths ?? [],
+      absentPaths: control?.absentPaths ?? [],
       cacheDir: cache.dir,
       runtimeDir: session.runtime.path,
       inputIgnore: opts.inputIgnore,
@@ -242,7 +245,7 @@ async function takeSnapshot(
       onCommitting: () => context.step("committing"),
       inspect: (pid) => inspectBeforeDump(context, pid),
       runtime: {
-        channel: openControl(app, (message) => opts.emit({ type: "warning", message })),
+        channel: control,
         context: runtimeContextFor(
           opts,
           cache.key,
@@ -254,14 +257,64 @@ async function takeSnapshot(
     outcome = { saved: false, reason: "commit-failed", errors: [(error as Error).message], checkpointMs: 0 };
   }
   opts.emit({ type: "checkpoint", outcome, atMs: context.elapsedMs() });
-  if (outcome.saved) {
-    // --refresh replaces every entry of the base key, whatever inputs they were made from,
-    // once its own is in: a refresh that dies mid-dump leaves the old ones restorable.
-    if (opts.isRefresh) evictEntriesOf(cache.store, cache.key, outcome.entry.manifest.key);
-    await trimCache(cache, outcome.entry.manifest, opts.maxCacheBytes);
-    await pushAfterSave(context, cache, outcome.entry);
-  }
+  await settleCheckpoint(context, cache, outcome);
   return outcome;
+}
+
+/** What follows a checkpoint: a saved entry replaces and trims older ones and travels; a
+ * failed dump that pre-flight can fix leaves the fix for the next cold start. */
+async function settleCheckpoint(
+  context: LaunchContext,
+  cache: UsableCache,
+  outcome: CheckpointOutcome,
+): Promise<void> {
+  const { opts } = context;
+  if (!outcome.saved) {
+    if (outcome.reason === "dump-failed" && outcome.fixEnv)
+      keepStartFixes(context, cache, outcome.fixEnv, outcome.explanation ?? "the last dump failed");
+    return;
+  }
+  // --refresh replaces every entry of the base key, whatever inputs they were made from,
+  // once its own is in: a refresh that dies mid-dump leaves the old ones restorable.
+  if (opts.isRefresh) evictEntriesOf(cache.store, cache.key, outcome.entry.manifest.key);
+  await trimCache(cache, outcome.entry.manifest, opts.maxCacheBytes);
+  await pushAfterSave(context, cache, outcome.entry);
+}
+
+/**
+ * A fix pre-flight found for the last failed dump of this command (src/cache/start-fixes.ts),
+ * set on this cold start, said on stderr. A variable the user set is theirs: it is left, and
+ * the line says it is why the snapshot fails.
+ */
+function applyStartFixes(context: LaunchContext, cache: UsableCache, env: NodeJS.ProcessEnv): void {
+  const fixes = readStartFixes(cache.dir, cache.key);
+  if (!fixes) return;
+  for (const [name, value] of Object.entries(fixes.env)) {
+    const message =
+      env[name] === undefined
+        ? `pre-flight fix: ${name}=${value} for this cold start (the last dump failed: ${fixes.reason})`
+        : `${name}=${env[name]} is set; the last dump failed because of it (${fixes.reason}): set ${name}=${value} or unset it to get a snapshot`;
+    if (env[name] === undefined) env[name] = value;
+    context.opts.emit({ type: "warning", message });
+  }
+}
+
+function keepStartFixes(
+  context: LaunchContext,
+  cache: UsableCache,
+  env: Readonly<Record<string, string>>,
+  reason: string,
+): void {
+  try {
+    saveStartFixes(cache.dir, cache.key, { env, reason });
+  } catch {
+    return;
+  }
+  const assignments = Object.entries(env).map(([name, value]) => `${name}=${value}`);
+  context.opts.emit({
+    type: "warning",
+    message: `the next cold start of this command sets ${assignments.join(" ")}, which avoids that failure`,
+  });
 }
 
 /** After a new entry lands: older versions of the same launch go, then the size cap holds.

@@ -1,3 +1,4 @@
+import type { DumpExplanation } from "./checkpoint.js";
 import type { LaunchContext } from "./launch-context.js";
 
 /**
@@ -11,7 +12,7 @@ import type { LaunchContext } from "./launch-context.js";
 export async function inspectBeforeDump(
   context: LaunchContext,
   pid: number,
-): Promise<(errors: readonly string[]) => string | undefined> {
+): Promise<(errors: readonly string[]) => DumpExplanation | undefined> {
   try {
     const { explainDumpFailure, runPreflight } = await import("../doctor/preflight.js");
     const { findings } = await runPreflight(pid);
@@ -23,7 +24,9 @@ export async function inspectBeforeDump(
     }
     return (errors) => {
       const finding = explainDumpFailure(errors, findings);
-      return finding ? `${finding.subject}: ${finding.effect}` : undefined;
+      if (!finding) return undefined;
+      const text = `${finding.subject}: ${finding.effect}`;
+      return finding.fix?.type === "env" ? { text, fixEnv: finding.fix.env } : { text };
     };
   } catch {
     return () => undefined;

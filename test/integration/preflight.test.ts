@@ -16,7 +16,16 @@ import {
   runPreflight,
 } from "../../src/doctor/preflight.js";
 import { criuDump } from "../../src/exec/command-lines.js";
-import { CLI, fixture, makeTempDir, useIntegrationRig, waitUntil } from "./rig.js";
+import {
+  CLI,
+  fixture,
+  makeTempDir,
+  newCache,
+  runArgs,
+  useIntegrationRig,
+  WarmstartRun,
+  waitUntil,
+} from "./rig.js";
 
 useIntegrationRig();
 
@@ -199,5 +208,44 @@ describe("pre-flight on real processes, against a real criu dump", () => {
       bad.stderr,
       'warmstart: error: Expected --pid to be a process ID (a positive integer), got "abc".\n',
     );
+  });
+});
+
+describe("pre-flight's fixes, through warmstart run", () => {
+  test("a dump that failed on io_uring leaves UV_USE_IO_URING=0 for the next cold start, which snapshots; the launch after is warm", async () => {
+    const { cacheDir, reportFile } = newCache();
+    // A Node that uses io_uring unless told otherwise, as Node 20.3 to 20.10 did by default.
+    const command = [
+      "sh",
+      "-c",
+      '[ -n "$UV_USE_IO_URING" ] || export UV_USE_IO_URING=1; exec "$0" "$@"',
+      process.execPath,
+      fixture("preflight-holder.cjs"),
+      "io-uring",
+    ];
+    const launch = async (): Promise<string> => {
+      const run = new WarmstartRun(runArgs(cacheDir, reportFile, ["log:holding"], command));
+      const [, mode] = await run.waitFor(/ready, (cold|warm)/, "stderr", 60_000);
+      if (mode === "cold")
+        await run.waitFor(/snapshot saved|snapshot failed|no snapshot taken/, "stderr", 60_000);
+      await run.stop();
+      return run.stderr;
+    };
+    const first = await launch();
+    assert.match(first, /pre-flight: \d+ io_uring instances \(fds [\d, ]+\): the dump fails/);
+    assert.match(first, /snapshot failed/);
+    assert.match(
+      first,
+      /the next cold start of this command sets UV_USE_IO_URING=0, which avoids that failure/,
+    );
+    const second = await launch();
+    assert.match(second, /ready, cold/);
+    assert.match(
+      second,
+      /pre-flight fix: UV_USE_IO_URING=0 for this cold start \(the last dump failed: \d+ io_uring instances \(fds [\d, ]+\): the dump fails/,
+    );
+    assert.doesNotMatch(second, /pre-flight: \d+ io_uring/);
+    assert.match(second, /snapshot saved/);
+    assert.match(await launch(), /ready, warm/);
   });
 });
