@@ -37,10 +37,19 @@ try {
   await waitForSnapshot(cacheDir);
   await stop(cold.child);
   const warm = await measureTtfr(command, url, { env });
-  process.stdout.write(
-    `warm launch:  first response after ${warm.ttfrMs.toFixed(0)} ms (restored, same state: ${warm.body.fingerprint === cold.body.fingerprint})\n`,
-  );
   await stop(warm.child);
+  // A restored copy answers with the PID it had when it was checkpointed (CRIU gives it back
+  // inside a new PID namespace); a cold start would have a new one.
+  if (warm.body.pid !== cold.body.pid) {
+    process.stderr.write(
+      `warm launch:  first response after ${warm.ttfrMs.toFixed(0)} ms, but it was NOT restored (pid ${warm.body.pid}, cold was ${cold.body.pid}); run with -v to see why\n`,
+    );
+    process.exitCode = 1;
+  } else {
+    process.stdout.write(
+      `warm launch:  first response after ${warm.ttfrMs.toFixed(0)} ms (restored: pid ${warm.body.pid} again, the index the cold launch built)\n`,
+    );
+  }
   process.stdout.write(
     `\nwarm / cold = ${(warm.ttfrMs / cold.ttfrMs).toFixed(2)} (${(cold.ttfrMs / warm.ttfrMs).toFixed(1)}x faster)\n`,
   );

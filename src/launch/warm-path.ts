@@ -126,12 +126,17 @@ export async function checkRestoredApp(
   const stopWatching = stopOnAbort(opts.signal, app);
   context.step("checking-ready");
   // The runtime reseeds and runs the restore hooks before anything else is checked.
-  const resumed = await afterRestore(
+  const resuming = afterRestore(
     openControl(app, (message) => opts.emit({ type: "warning", message })),
     entry.manifest.runtime,
     app.pid,
     runtimeContextFor(opts, cache.key),
   );
+  // Meanwhile (it waits on the app), who else holds the app's ports: a walk of /proc that
+  // costs milliseconds, more on a busy host. The sockets are CRIU's, in place already.
+  const listen = listListeningSockets(app.pid);
+  const holders = findPortHolders(listen, { pid: app.pid, ownInodes: readTreeSocketInodes(app.pid) });
+  const resumed = await resuming;
   if (resumed.isReady && resumed.resumeMs !== undefined)
     context.step("checking-ready", describeResume(resumed.resumeMs, resumed.reseedMs));
   const runtimeFailure: RestoreFailure | undefined = resumed.isReady
@@ -143,8 +148,6 @@ export async function checkRestoredApp(
         },
         isEvicted: true,
       };
-  const listen = listListeningSockets(app.pid);
-  const holders = findPortHolders(listen, { pid: app.pid, ownInodes: readTreeSocketInodes(app.pid) });
   const portFailure = runtimeFailure ?? decideAfterRestoredPorts(holders, opts.portPolicy);
   const ready = portFailure
     ? undefined
