@@ -89,8 +89,10 @@ export function readTreeSocketInodes(pid: number): Set<string> {
 }
 
 /** Where the app's process tree listens. */
-export function listListeningSockets(pid: number): ListenAddress[] {
-  const inodes = readTreeSocketInodes(pid);
+export function listListeningSockets(
+  pid: number,
+  inodes: ReadonlySet<string> = readTreeSocketInodes(pid),
+): ListenAddress[] {
   return readTcpSockets(pid)
     .filter((socket) => socket.state === TCP_LISTEN && inodes.has(socket.inode))
     .map((socket) => ({ address: socket.localAddress, port: socket.localPort }));

@@ -125,7 +125,8 @@ export async function checkRestoredApp(
   const { app } = restored;
   const stopWatching = stopOnAbort(opts.signal, app);
   context.step("checking-ready");
-  // The runtime reseeds and runs the restore hooks before anything else is checked.
+  // The runtime reseeds and runs the restore hooks; the app's event loop goes on only after
+  // that, so a probe's request made meanwhile is answered by a reseeded copy or not at all.
   const resuming = afterRestore(
     openControl(app, (message) => opts.emit({ type: "warning", message })),
     entry.manifest.runtime,
@@ -134,13 +135,17 @@ export async function checkRestoredApp(
   );
   // Meanwhile (it waits on the app), who else holds the app's ports: a walk of /proc that
   // costs milliseconds, more on a busy host. The sockets are CRIU's, in place already.
-  const listen = listListeningSockets(app.pid);
-  const holders = findPortHolders(listen, { pid: app.pid, ownInodes: readTreeSocketInodes(app.pid) });
+  const ownInodes = readTreeSocketInodes(app.pid);
+  const holders = findPortHolders(listListeningSockets(app.pid, ownInodes), { pid: app.pid, ownInodes });
+  const portFailure = decideAfterRestoredPorts(holders, opts.portPolicy) ?? undefined;
+  const readying = portFailure
+    ? Promise.resolve(undefined)
+    : waitForReadiness(app, opts, recheckableProbes(opts.probes), undefined);
   const resumed = await resuming;
   if (resumed.isReady && resumed.resumeMs !== undefined)
     context.step("checking-ready", describeResume(resumed.resumeMs, resumed.reseedMs));
-  const runtimeFailure: RestoreFailure | undefined = resumed.isReady
-    ? undefined
+  const failure: RestoreFailure | undefined = resumed.isReady
+    ? portFailure
     : {
         fallback: {
           reason: resumed.reason,
@@ -148,24 +153,28 @@ export async function checkRestoredApp(
         },
         isEvicted: true,
       };
-  const portFailure = runtimeFailure ?? decideAfterRestoredPorts(holders, opts.portPolicy);
-  const ready = portFailure
-    ? undefined
-    : await waitForReadiness(app, opts, recheckableProbes(opts.probes), undefined);
+  // A copy that did not reseed is never served: stopped now, not after its probes.
+  if (!resumed.isReady) app.kill("SIGKILL");
+  const ready = await readying;
   if (ready?.ready && resumed.isReady)
-    for (const failure of resumed.failures)
-      opts.emit({ type: "warning", message: `restore hook failed: ${failure}` });
+    for (const hookFailure of resumed.failures)
+      opts.emit({ type: "warning", message: `restore hook failed: ${hookFailure}` });
   // Removing the staged images blocks for ~5 ms: after the re-check, not before it. A lazy
   // restore's daemon reads them until every page is in.
   void restored.imagesReleased.then(() => restored.imagesOwned.release());
   stopWatching();
-  if (!ready?.ready) {
+  if (failure || !ready?.ready) {
     app.kill("SIGKILL");
     await app.exited;
     await restored.notify?.close();
     context.throwIfAborted();
-    const failure = portFailure ?? decideAfterRestoredNotReady(ready?.detail ?? "");
-    return fallBackCold(context, session, cache, entry, failure);
+    return fallBackCold(
+      context,
+      session,
+      cache,
+      entry,
+      failure ?? decideAfterRestoredNotReady(ready && !ready.ready ? ready.detail : ""),
+    );
   }
   return serveRestored(context, session, cache, entry, restored);
 }
