@@ -6,6 +6,7 @@ import { request } from "node:http";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import {
+  CLI,
   fixture,
   freePort,
   isAlive,
@@ -47,6 +48,20 @@ function get(port: number, path = "/", timeoutMs = 60_000): Promise<Answer> {
   });
 }
 
+function getText(url: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    request(url, { agent: false }, (res) => {
+      let data = "";
+      res.on("data", (chunk) => {
+        data += chunk;
+      });
+      res.on("end", () => resolve(data));
+    })
+      .on("error", reject)
+      .end();
+  });
+}
+
 /** `warmstart run` takes the snapshot serve restores (same command, same environment). */
 async function takeSnapshot(cacheDir: string, port: number): Promise<string> {
   const run = new WarmstartRun(
@@ -77,7 +92,9 @@ function servingPids(run: WarmstartRun): number[] {
 function appProcesses(): string[] {
   return execFileSync("ps", ["-eo", "pid,args"], { encoding: "utf8" })
     .split("\n")
-    .filter((line) => line.includes("serve-app.cjs") && !line.includes("warmstart") && !line.includes("cli.cjs"));
+    .filter(
+      (line) => line.includes("serve-app.cjs") && !line.includes("warmstart") && !line.includes("cli.cjs"),
+    );
 }
 
 async function stopServe(run: WarmstartRun): Promise<void> {
@@ -90,15 +107,29 @@ describe("warmstart serve", () => {
     const { cacheDir } = newCache();
     const port = await freePort();
     const bootId = await takeSnapshot(cacheDir, port);
-    const serve = startServe(cacheDir, port, ["--idle", "2s"]);
-    await serve.waitFor(/serving on 127\.0\.0\.1/, "stderr");
+    const metricsPort = await freePort();
+    const serve = startServe(cacheDir, port, ["--idle", "2s", "--metrics", String(metricsPort)]);
+    await serve.waitFor(/metrics on http/, "stderr");
     assert.equal(appProcesses().length, 0, "an instance runs before any connection");
 
     const first = await get(port);
     assert.equal(first.bootId, bootId, "the answer came from the snapshot's state");
     const [pid] = await serve.waitFor(/instance pid (\d+) serving \(restored/, "stderr");
     const firstPid = Number(pid?.match(/\d+/)?.[0]);
+    const ls = execFileSync(process.execPath, [CLI, "ls", "--cache-dir", cacheDir], { encoding: "utf8" });
+    assert.match(
+      ls,
+      new RegExp(
+        `^SERVE PID.*\\n *${serve.child.pid} +127\\.0\\.0\\.1:${port} +node \\S*serve-app\\.cjs .* 1 \\(pid ${firstPid}\\)`,
+        "m",
+      ),
+    );
+    const metrics = await getText(`http://127.0.0.1:${metricsPort}/metrics`);
+    assert.match(metrics, /^warmstart_serve_instances 1$/m);
+    assert.match(metrics, /^warmstart_serve_restores_total 1$/m);
+    assert.match(metrics, /^warmstart_serve_restore_latency_seconds_count 1$/m);
     await serve.waitFor(new RegExp(`instance pid ${firstPid} stopped \\(idle\\)`), "stderr", 30_000);
+    assert.match(await getText(`http://127.0.0.1:${metricsPort}/metrics`), /^warmstart_serve_instances 0$/m);
     assert.equal(isAlive(firstPid), false, "the idle instance is still running");
     assert.deepEqual(appProcesses(), [], "a process of the app was left after the idle stop");
 
@@ -149,7 +180,11 @@ describe("warmstart serve", () => {
     const serve = startServe(cacheDir, port, ["--spare"]);
     const [line] = await serve.waitFor(/spare pid (\d+) restored and stopped/, "stderr", 60_000);
     const sparePid = Number(line?.match(/\d+/)?.[0]);
-    assert.match(readFileSync(`/proc/${sparePid}/status`, "utf8"), /^State:\s+T/m, "the spare is not stopped");
+    assert.match(
+      readFileSync(`/proc/${sparePid}/status`, "utf8"),
+      /^State:\s+T/m,
+      "the spare is not stopped",
+    );
     const answer = await get(port);
     assert.equal(answer.bootId, bootId);
     await serve.waitFor(new RegExp(`instance pid ${sparePid} serving \\(resumed`), "stderr");
