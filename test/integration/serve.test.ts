@@ -136,7 +136,10 @@ describe("warmstart serve", () => {
     const second = await get(port);
     assert.equal(second.bootId, bootId);
     assert.equal(servingPids(serve).length, 2, `the second connection did not restore:\n${serve.stderr}`);
-    assert.match(serve.stderr, /instance pid \d+ serving \(restored[^]*instance pid \d+ serving \(restored/);
+    assert.match(
+      serve.stderr,
+      /instance pid \d+ serving \(restored[\s\S]*instance pid \d+ serving \(restored/,
+    );
     await stopServe(serve);
     assert.deepEqual(appProcesses(), []);
   });
@@ -202,7 +205,7 @@ describe("warmstart serve", () => {
     // The first copy blocks: connections queue on it, and serve restores a second.
     const blocked = get(port, "/block?ms=6000");
     const queued = Array.from({ length: 4 }, () => get(port));
-    await serve.waitFor(/instance pid \d+ serving[^]*instance pid \d+ serving/, "stderr", 30_000);
+    await serve.waitFor(/instance pid \d+ serving[\s\S]*instance pid \d+ serving/, "stderr", 30_000);
     const pids = servingPids(serve);
     assert.equal(pids.length, 2);
     assert.ok(pids.every(isAlive), "both copies run at once");
