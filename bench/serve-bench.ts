@@ -144,7 +144,7 @@ async function takeSnapshot(cacheDir: string, port: number, workload: Workload):
     stderr += chunk;
   });
   const deadline = performance.now() + 180_000;
-  while (!/checkpoint saved/.test(stderr)) {
+  while (!/snapshot saved/.test(stderr)) {
     if (performance.now() > deadline || run.exitCode !== null) throw new Error(`no snapshot:\n${stderr}`);
     await sleep(50);
   }

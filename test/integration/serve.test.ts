@@ -68,7 +68,7 @@ async function takeSnapshot(cacheDir: string, port: number): Promise<string> {
     ["run", "-v", "--cache-dir", cacheDir, "--ready", `tcp:127.0.0.1:${port}`, "--", ...APP],
     { PORT: String(port) },
   );
-  await run.waitFor(/checkpoint saved/, "stderr", 60_000);
+  await run.waitFor(/snapshot saved/, "stderr", 60_000);
   const answer = await get(port);
   await run.stop();
   return answer.bootId;
