@@ -58,7 +58,7 @@ class ServeProcess {
         "--cache-dir",
         cacheDir,
         "--listen",
-        `127.0.0.1:${port}`,
+        listenOf(workload, port),
         ...extra,
         "--",
         ...workload.command,
@@ -97,6 +97,11 @@ class ServeProcess {
   }
 }
 
+/** Java listens on "127.0.0.1" through an IPv6 socket (dual-stack): serve must hold that one. */
+function listenOf(workload: Workload, port: number): string {
+  return workload.name === "jvm" ? `[::ffff:127.0.0.1]:${port}` : `127.0.0.1:${port}`;
+}
+
 /** One GET on its own connection: connect to the end of the answer. Throws on refusal or reset. */
 function timeGet(port: number, timeoutMs = 120_000): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -105,6 +110,7 @@ function timeGet(port: number, timeoutMs = 120_000): Promise<number> {
       { host: "127.0.0.1", port, path: "/", agent: false, headers: { connection: "close" } },
       (res) => {
         res.resume();
+        res.on("error", reject);
         res.on("end", () =>
           res.statusCode === 200
             ? resolve(performance.now() - startedMs)
@@ -163,6 +169,7 @@ async function measureFirstResponses(workload: Workload): Promise<FirstResponse>
   const port = await findFreePort();
   try {
     const entryDir = await takeSnapshot(cacheDir, port, workload);
+    process.stderr.write(`${workload.name}: snapshot taken\n`);
     const manifest = JSON.parse(readFileSync(join(entryDir, "manifest.json"), "utf8")) as {
       stdio: string[];
       imageBytes: number;
@@ -182,6 +189,7 @@ async function measureFirstResponses(workload: Workload): Promise<FirstResponse>
         timeoutMs: workload.timeoutMs,
       });
       rawCriuMs.push(raw.ttfrMs);
+      process.stderr.write(`${workload.name}: raw-criu ${raw.ttfrMs.toFixed(1)} ms\n`);
       await waitForPortFree(port, 30_000);
       serveMs.push(await measureServe(cacheDir, port, workload, []));
       spareMs.push(await measureServe(cacheDir, port, workload, ["--spare"]));

@@ -1,6 +1,6 @@
 import { readdirSync, readlinkSync } from "node:fs";
 import { listProcessTree, readTcpSockets, TCP_LISTEN } from "../launch/proc-sockets.js";
-import type { ListenAddress } from "./listen-address.js";
+import { formatListener, isAtAddress, type ListenAddress } from "./listen-address.js";
 import { closeFd, duplicateFd, readAcceptQueue, setReusePort } from "./socket-calls.js";
 
 /** An instance's listening socket, held by serve through a duplicate of its fd. */
@@ -23,7 +23,7 @@ export interface HeldListener {
 export function holdListeners(
   pid: number,
   addresses: readonly ListenAddress[],
-): { readonly held: HeldListener[]; readonly missing: ListenAddress[] } {
+): { readonly held: HeldListener[]; readonly missing: ListenAddress[]; readonly listening: string[] } {
   const listening = readTcpSockets(pid).filter((socket) => socket.state === TCP_LISTEN);
   const fdsByInode = readSocketFds(pid);
   const held: HeldListener[] = [];
@@ -31,9 +31,7 @@ export function holdListeners(
   for (const address of addresses) {
     const socket = listening.find(
       (candidate) =>
-        candidate.localPort === address.port &&
-        candidate.localAddress === address.host &&
-        fdsByInode.has(candidate.inode),
+        isAtAddress(address, candidate.localAddress, candidate.localPort) && fdsByInode.has(candidate.inode),
     );
     const owner = socket ? fdsByInode.get(socket.inode) : undefined;
     const fd = owner ? duplicateFd(owner.pid, owner.fd) : undefined;
@@ -44,7 +42,12 @@ export function holdListeners(
     setReusePort(fd);
     held.push({ address, fd, inode: socket.inode });
   }
-  return { held, missing };
+  const own = listening.filter((socket) => fdsByInode.has(socket.inode));
+  return {
+    held,
+    missing,
+    listening: own.map((socket) => formatListener(socket.localAddress, socket.localPort)),
+  };
 }
 
 /** Connections waiting in the held listeners' accept queues. */

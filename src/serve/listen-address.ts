@@ -20,7 +20,8 @@ export interface ListenAddress {
  */
 export const DEFAULT_LISTEN_HOST = "127.0.0.1";
 
-/** `3000`, `127.0.0.1:3000`, `0.0.0.0:3000`, `[::]:3000`, `[::1]:3000`. */
+/** `3000`, `127.0.0.1:3000`, `0.0.0.0:3000`, `[::]:3000`, `[::1]:3000`, `[::ffff:127.0.0.1]:3000`
+ * (where a JVM listens on "127.0.0.1": Java's sockets are IPv6 ones, dual-stack). */
 export function parseListenAddress(text: string, option = "--listen"): ListenAddress {
   const expected = "[host:]port, e.g. 3000, 127.0.0.1:3000, 0.0.0.0:3000 or [::]:3000";
   const match = /^(?:\[([0-9a-fA-F:.]+)\]:|([0-9.]+):)?(\d{1,5})$/.exec(text);
@@ -48,7 +49,22 @@ export function toListenAddress(local: { host: string; port: number; family: 4 |
   );
 }
 
-function ipv6Bytes(host: string): Uint8Array {
+/** The address as bytes (4 or 16), for comparing the kernel's spelling with the user's. */
+export function addressBytes(host: string): Uint8Array | undefined {
+  if (isIPv4(host)) return Uint8Array.from(host.split(".").map(Number));
+  return isIPv6(host) ? ipv6Bytes(host) : undefined;
+}
+
+function ipv6Bytes(text: string): Uint8Array {
+  // An IPv4-mapped address ends in a dotted quad (::ffff:127.0.0.1): two groups.
+  const quad = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
+  const host = quad
+    ? text.slice(0, quad.index) +
+      [
+        ((Number(quad[1]) << 8) | Number(quad[2])).toString(16),
+        ((Number(quad[3]) << 8) | Number(quad[4])).toString(16),
+      ].join(":")
+    : text;
   const [head = "", tail] = host.split("::");
   const parse = (part: string) => (part === "" ? [] : part.split(":"));
   const headGroups = parse(head);
@@ -64,10 +80,20 @@ function ipv6Bytes(host: string): Uint8Array {
   return bytes;
 }
 
-/** Whether the app, listening at `listen` (from its snapshot's manifest), shares this port with the front. */
-export function isSameListener(
-  front: ListenAddress,
-  app: { readonly address: string; readonly port: number },
-): boolean {
-  return front.port === app.port && front.host === app.address;
+/** Whether a listener the kernel shows (`0:0:0:0:0:ffff:7f00:1`, port) is at this address. */
+export function isAtAddress(address: ListenAddress, host: string, port: number): boolean {
+  const bytes = addressBytes(host);
+  return (
+    port === address.port && bytes !== undefined && Buffer.from(bytes).equals(Buffer.from(address.hostBytes))
+  );
+}
+
+/** How a listener the kernel shows reads as a --listen value. */
+export function formatListener(host: string, port: number): string {
+  const bytes = addressBytes(host);
+  if (!bytes || bytes.length === 4) return `${host}:${port}`;
+  const isMapped =
+    bytes.subarray(0, 10).every((byte) => byte === 0) && bytes[10] === 0xff && bytes[11] === 0xff;
+  if (isMapped) return `[::ffff:${[...bytes.subarray(12)].join(".")}]:${port}`;
+  return `[${host}]:${port}`;
 }

@@ -334,15 +334,13 @@ class Server {
     alreadyHeld: readonly HeldListener[] | undefined,
   ): void {
     const taken = alreadyHeld
-      ? { held: [...alreadyHeld], missing: [] as ListenAddress[] }
+      ? { held: [...alreadyHeld], missing: [] as ListenAddress[], listening: [] }
       : holdListeners(launched.pid, this.front.addresses);
     for (const listener of taken.held) setReusePort(listener.fd);
     if (taken.missing.length > 0) {
       releaseListeners(taken.held);
       launched.kill("SIGKILL");
-      throw fatal(
-        `the app does not listen on ${taken.missing.map((address) => address.text).join(", ")}, where serve holds the port: give --listen the address and port the app listens on`,
-      );
+      throw elsewhere(taken.missing, taken.listening);
     }
     const instance: Instance = {
       launched,
@@ -408,11 +406,7 @@ class Server {
       if (taken.missing.length > 0 || this.#isDrainAsked) {
         releaseListeners(taken.held);
         await stopped.discard();
-        if (taken.missing.length > 0) {
-          throw fatal(
-            `the app does not listen on ${taken.missing.map((address) => address.text).join(", ")}, where serve holds the port: give --listen the address and port the app listens on`,
-          );
-        }
+        if (taken.missing.length > 0) throw elsewhere(taken.missing, taken.listening);
         return;
       }
       const spare: Spare = { stopped, held: taken.held };
@@ -652,6 +646,14 @@ function describeNotRestored(outcome: InstanceOutcome): string {
 
 function isFatal(error: unknown): error is WarmstartError {
   return error instanceof WarmstartError && error.details.isFatal === true;
+}
+
+/** The app listens elsewhere than the front: connections could never reach it. */
+function elsewhere(missing: readonly ListenAddress[], listening: readonly string[]): WarmstartError {
+  const where = listening.length > 0 ? `it listens on ${listening.join(", ")}` : "it listens on no TCP port";
+  return fatal(
+    `the app does not listen on ${missing.map((address) => address.text).join(", ")}, where serve holds the port (${where}): give --listen the address and port the app listens on${listening.length > 0 ? `, e.g. --listen ${listening[0]}` : ""}`,
+  );
 }
 
 function fatal(message: string): WarmstartError {

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { parseDurationMs } from "../../src/commands/serve.js";
 import { parseSsConnections } from "../../src/serve/activity.js";
-import { parseListenAddress } from "../../src/serve/listen-address.js";
+import { formatListener, isAtAddress, parseListenAddress } from "../../src/serve/listen-address.js";
 import {
   decideScaleUp,
   isIdle,
@@ -112,6 +112,16 @@ describe("serve's parsers", () => {
       /Expected --listen to be \[host:\]port.*got "localhost:3000"/,
     );
     assert.throws(() => parseListenAddress("70000"), /got "70000"/);
+  });
+
+  test("a JVM's dual-stack listener: the kernel's spelling matches [::ffff:127.0.0.1], and is named so", () => {
+    const mapped = parseListenAddress("[::ffff:127.0.0.1]:8080");
+    assert.equal(isAtAddress(mapped, "0:0:0:0:0:ffff:7f00:1", 8080), true);
+    assert.equal(isAtAddress(parseListenAddress("127.0.0.1:8080"), "0:0:0:0:0:ffff:7f00:1", 8080), false);
+    assert.equal(isAtAddress(parseListenAddress("127.0.0.1:8080"), "127.0.0.1", 8080), true);
+    assert.equal(formatListener("0:0:0:0:0:ffff:7f00:1", 8080), "[::ffff:127.0.0.1]:8080");
+    assert.equal(formatListener("::", 80), "[::]:80");
+    assert.equal(formatListener("127.0.0.1", 80), "127.0.0.1:80");
   });
 
   test("--idle: ms, s, m, h, 0; a bare number is seconds", () => {
