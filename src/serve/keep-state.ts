@@ -73,8 +73,12 @@ export async function keepInstanceState(options: {
     imageBytes += bytes;
   }
   const dumpMs = Math.round(performance.now() - startedMs);
+  // Without the runtime's part: this dump did not go through its checkpoint protocol (no
+  // process blocked waiting for a verdict), and a kept state is restored once, by the same
+  // instance going on, not copied: there is nothing to reseed.
+  const { runtime: _notBlocked, ...shared } = options.shared;
   const manifest: Manifest = {
-    ...options.shared,
+    ...shared,
     pid: namespacePid,
     stdio,
     files,
