@@ -119,6 +119,9 @@ export interface DumpOptions {
   readonly logLevel: number;
   /** Keep the app serving after the checkpoint: the user never waits on the dump. */
   readonly leaveRunning: boolean;
+  /** Leave the dumped tree stopped instead of killed (serve --keep-state kills it itself: a
+   * tree CRIU kills from inside its PID namespace takes that namespace, and CRIU, down). */
+  readonly isLeftStopped?: boolean;
 }
 
 export interface RestoreOptions {
@@ -155,6 +158,7 @@ export function criuDump(criuPath: string, options: DumpOptions): CommandLine {
     ...["--log-file", options.logFile],
     `-v${options.logLevel}`,
     ...(options.leaveRunning ? ["--leave-running"] : []),
+    ...(options.isLeftStopped ? ["--leave-stopped"] : []),
     // A readiness probe or an early client may leave a connection open at dump time. Restores
     // bring such connections back closed (their clients belong to the first launch), so their
     // TCP state is not dumped and they are not blocked: without this the dump fails

@@ -18,8 +18,8 @@ export type KeepStateOutcome =
 const DUMP_TIMEOUT_MS = 5 * 60_000;
 
 /**
- * Checkpoints a restored instance into `dir` (its own images, never the cache's entry) and
- * lets CRIU end it. The instance lives in a PID namespace of its own: CRIU runs inside it
+ * Checkpoints a restored instance into `dir` (its own images, never the cache's entry); the
+ * dumped instance is left stopped, for the caller to kill. The instance lives in a PID namespace of its own: CRIU runs inside it
  * (nsenter into its PID and mount namespaces, what criu-ns does), where the app has the PID
  * its image must hold and /proc is that namespace's. Connections still open are closed, as at
  * every dump (--tcp-close). `shared` is the snapshot it was restored from: the kept state
@@ -51,12 +51,16 @@ export async function keepInstanceState(options: {
     logFile: logPath,
     logLevel: 4,
     leaveRunning: false,
+    // Stopped, not killed: the app's death would end its PID namespace, and CRIU inside it
+    // with it. Stopped, it accepts nothing more; its queue stays for the front.
+    isLeftStopped: true,
   });
   const exit = await runToCompletion(dieWithParent(inPidNamespaceOf(options.pid, dump)), {
     timeoutMs: DUMP_TIMEOUT_MS,
     killGraceMs: 0,
   });
   if (exit.code !== 0) {
+    // A failed dump lets the app go on (CRIU resumes it); the caller stops it.
     const errors = await readCriuErrors(logPath);
     return {
       isKept: false,

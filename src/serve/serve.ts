@@ -513,6 +513,8 @@ class Server {
         });
         if (kept.isKept) {
           this.#kept.push(kept.kept);
+          launched.kill("SIGKILL");
+          await launched.exited;
           return;
         }
         this.#emit({

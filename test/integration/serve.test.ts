@@ -62,6 +62,10 @@ function getText(url: string): Promise<string> {
   });
 }
 
+async function getTicks(port: number): Promise<{ ticks: number }> {
+  return JSON.parse(await getText(`http://127.0.0.1:${port}/`)) as { ticks: number };
+}
+
 /** `warmstart run` takes the snapshot serve restores (same command, same environment). */
 async function takeSnapshot(cacheDir: string, port: number): Promise<string> {
   const run = new WarmstartRun(
@@ -228,6 +232,59 @@ describe("warmstart serve", () => {
     assert.match(serve.stderr, /serving \(cold-then-restored/);
     const second = await get(port);
     assert.equal(second.bootId, first.bootId, "the restored instance answers both");
+    await stopServe(serve);
+  });
+
+  test("a crashed instance is restored again on the next connection", async () => {
+    const { cacheDir } = newCache();
+    const port = await freePort();
+    await takeSnapshot(cacheDir, port);
+    const serve = startServe(cacheDir, port);
+    await serve.waitFor(/serving on/, "stderr");
+    await get(port);
+    const [crashed = 0] = servingPids(serve);
+    process.kill(crashed, "SIGKILL");
+    await serve.waitFor(new RegExp(`instance pid ${crashed} exited with code 137`), "stderr");
+    await get(port);
+    assert.equal(servingPids(serve).length, 2, `no new instance after the crash:\n${serve.stderr}`);
+    await stopServe(serve);
+  });
+
+  test("--keep-state checkpoints the idle instance and restores what it had, not the snapshot", async () => {
+    const { cacheDir } = newCache();
+    const port = await freePort();
+    const ticker = ["node", fixture("ticker-server.cjs")];
+    const run = new WarmstartRun(
+      ["run", "--cache-dir", cacheDir, "--ready", `tcp:127.0.0.1:${port}`, "--", ...ticker],
+      { PORT: String(port), TICK_MS: "50" },
+    );
+    await run.waitFor(/snapshot saved/, "stderr", 60_000);
+    await run.stop();
+    const serve = new WarmstartRun(
+      [
+        "serve",
+        "--cache-dir",
+        cacheDir,
+        "--listen",
+        `127.0.0.1:${port}`,
+        "--idle",
+        "2s",
+        "--keep-state",
+        "--",
+        ...ticker,
+      ],
+      { PORT: String(port), TICK_MS: "50" },
+    );
+    await serve.waitFor(/serving on/, "stderr");
+    const restored = Number((await getTicks(port)).ticks);
+    await serve.waitFor(/stopped \(kept-state\)/, "stderr", 30_000);
+    const kept = Number((await getTicks(port)).ticks);
+    await serve.waitFor(/serving \(kept-state/, "stderr");
+    // 2 s of idleness at 20 ticks a second went into the kept state.
+    assert.ok(
+      kept >= restored + 30,
+      `ticks ${restored} then ${kept}: the snapshot was restored, not the kept state`,
+    );
     await stopServe(serve);
   });
 
