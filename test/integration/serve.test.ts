@@ -101,6 +101,17 @@ function appProcesses(): string[] {
     );
 }
 
+/** A snapshot, serve on it, and one connection served: an instance runs. */
+async function serveOneInstance(): Promise<{ port: number; serve: WarmstartRun }> {
+  const { cacheDir } = newCache();
+  const port = await freePort();
+  await takeSnapshot(cacheDir, port);
+  const serve = startServe(cacheDir, port);
+  await serve.waitFor(/serving on/, "stderr");
+  await get(port);
+  return { port, serve };
+}
+
 async function stopServe(run: WarmstartRun): Promise<void> {
   const exit = await run.stop("SIGTERM");
   assert.deepEqual(exit, { code: 0, signal: null }, `serve did not drain cleanly:\n${run.stderr}`);
@@ -236,12 +247,7 @@ describe("warmstart serve", () => {
   });
 
   test("a crashed instance is restored again on the next connection", async () => {
-    const { cacheDir } = newCache();
-    const port = await freePort();
-    await takeSnapshot(cacheDir, port);
-    const serve = startServe(cacheDir, port);
-    await serve.waitFor(/serving on/, "stderr");
-    await get(port);
+    const { port, serve } = await serveOneInstance();
     const [crashed = 0] = servingPids(serve);
     process.kill(crashed, "SIGKILL");
     await serve.waitFor(new RegExp(`instance pid ${crashed} exited with code 137`), "stderr");
@@ -289,12 +295,7 @@ describe("warmstart serve", () => {
   });
 
   test("SIGTERM drains: a request in flight is answered, the instance stops, serve exits 0", async () => {
-    const { cacheDir } = newCache();
-    const port = await freePort();
-    await takeSnapshot(cacheDir, port);
-    const serve = startServe(cacheDir, port);
-    await serve.waitFor(/serving on/, "stderr");
-    await get(port);
+    const { port, serve } = await serveOneInstance();
     const [pid] = servingPids(serve);
     const slow = get(port, "/slow?ms=2000");
     await new Promise((resolve) => setTimeout(resolve, 300));
