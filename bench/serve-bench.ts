@@ -18,6 +18,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import autocannon from "autocannon";
+import { IMAGE_FORMAT_VERSION } from "../src/cache/key.js";
 import { describeMachine } from "./machine.js";
 import { findFreePort, waitForPortFree } from "./ports.js";
 import { measureRawRestore } from "./raw-criu.js";
@@ -166,7 +167,7 @@ async function takeSnapshot(cacheDir: string, port: number, workload: Workload):
   run.kill("SIGTERM");
   await gone;
   await waitForPortFree(port, 30_000);
-  const root = join(cacheDir, "v1");
+  const root = join(cacheDir, `v${IMAGE_FORMAT_VERSION}`);
   const key = readdirSync(root).find((name) => !name.startsWith("."));
   if (!key) throw new Error("the snapshot did not land");
   return join(root, key);

@@ -13,6 +13,7 @@ import {
   listEntries,
   makeTempDir,
   newCache,
+  STORE_DIR,
   useIntegrationRig,
   WarmstartRun,
 } from "./rig.js";
@@ -164,7 +165,7 @@ describe("warmstart serve", () => {
     const port = await freePort();
     await takeSnapshot(cacheDir, port);
     const [key = ""] = listEntries(cacheDir);
-    const images = join(cacheDir, "v1", key, "images");
+    const images = join(cacheDir, STORE_DIR, key, "images");
     const metadata = readdirSync(images).find((name) => name.startsWith("core-"));
     assert.ok(metadata, "no core image in the snapshot");
     truncateSync(join(images, metadata), 10);
