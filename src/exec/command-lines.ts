@@ -51,6 +51,10 @@ export function inNewPidNamespace(isKilledWithUnshare: boolean, command: Command
     "--pid",
     "--fork",
     "--mount",
+    // Mounts the host makes later still reach the restored app, as they reach any process;
+    // the namespace's own (its /proc, a notify redirect) stay in it. unshare's default,
+    // private, would freeze the app's view of the filesystem at restore time.
+    ...["--propagation", "slave"],
     "--mount-proc",
     ...(isKilledWithUnshare ? ["--kill-child"] : []),
     "--",

@@ -1,4 +1,4 @@
-import { copyFileSync, mkdirSync, readlinkSync } from "node:fs";
+import { copyFileSync, mkdirSync, readlinkSync, statfsSync } from "node:fs";
 import { join } from "node:path";
 import { tryAcquireDumpLock } from "../cache/dump-lock.js";
 import type { CacheEntry, EntryStore, Manifest } from "../cache/entry-store.js";
@@ -175,7 +175,8 @@ async function dumpBlocked(
     if (exit.code !== 0) {
       const logged = await readCriuErrors(logPath);
       const errors = logged.length > 0 ? logged : [exit.stderr.trim() || `criu dump: ${describeExit(exit)}`];
-      const explanation = explain?.(errors);
+      // A full disk truncates CRIU's own log (it is written there too): say it from statfs.
+      const explanation = describeFullDisk(pending.dir) ?? explain?.(errors);
       return {
         saved: false,
         reason: "dump-failed",
@@ -236,6 +237,20 @@ function keepLog(logPath: string, options: CheckpointOptions): { logPath?: strin
   } catch {
     // No log was written (criu failed to start): the stderr line says why.
     return {};
+  }
+}
+
+/** Below this much free space the cache's filesystem is called full. */
+const FULL_DISK_BYTES = 4 * 1024 * 1024;
+
+function describeFullDisk(path: string): string | undefined {
+  try {
+    const fs = statfsSync(path);
+    const freeBytes = fs.bavail * fs.bsize;
+    if (freeBytes >= FULL_DISK_BYTES) return undefined;
+    return `the cache's filesystem is full: No space left on the device (ENOSPC), ${Math.round(freeBytes / 1024)} KiB free of ${Math.round((fs.blocks * fs.bsize) / 1048576)} MiB`;
+  } catch {
+    return undefined;
   }
 }
 

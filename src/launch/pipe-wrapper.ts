@@ -84,8 +84,10 @@ function relay(redirections: string): string {
 }
 
 /**
- * The gate of a recorded cold start (src/inputs/). It moves itself into a private copy of the
- * mount namespace (unshare(2) with CLONE_NEWNS, then / made private, by syscall number:
+ * The gate of a recorded cold start (src/inputs/). It moves itself into a copy of the mount
+ * namespace (unshare(2) with CLONE_NEWNS, then / made a slave of the host's, MS_REC|MS_SLAVE,
+ * so that mounts the host makes later still reach the app, while its accesses go through
+ * mounts of its own that warmstart can watch; by syscall number:
  * perl-base has no headers), says "r" on its channel (the fd given as its first argument),
  * or "n" when the kernel refused, waits for warmstart to watch that namespace's mounts and
  * answer, closes the channel and execs the app: nothing the app opens is missed, and a
@@ -99,7 +101,7 @@ const GATE_SCRIPT = [
   'open(my $gate, "+<&=", $fd) or exit 127;',
   'my ($source, $target) = ("none", "/");',
   "my $isPrivate = $unshare > 0 && syscall($unshare, 0x20000) == 0;",
-  "syscall($mount, $source, $target, 0, 0x44000, 0) if $isPrivate;",
+  "syscall($mount, $source, $target, 0, 0x84000, 0) if $isPrivate;",
   'syswrite($gate, $isPrivate ? "r" : "n");',
   "sysread($gate, my $go, 1);",
   "close($gate);",

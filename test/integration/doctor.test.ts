@@ -29,7 +29,7 @@ describe("warmstart doctor", () => {
     assert.match(stdout, /^ok {6}seccomp {2,}no filter$/m);
     assert.match(
       stdout,
-      /^ok {6}restore namespace {2,}unshare --pid --fork --mount --mount-proc -- true works$/m,
+      /^ok {6}restore namespace {2,}unshare --pid --fork --mount --propagation slave --mount-proc -- true works$/m,
     );
     assert.match(stdout, /^ok {6}feature ns_pid /m);
     assert.match(

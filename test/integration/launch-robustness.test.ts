@@ -614,3 +614,39 @@ describe("warmstart run: the launch's environment, warm as cold", () => {
     await warm.stop();
   });
 });
+
+describe("warmstart run: the filesystem the app sees", () => {
+  test("a mount the host makes after the app started reaches it, cold and warm", async () => {
+    const { cacheDir, reportFile } = newCache();
+    const port = await freePort();
+    const args = runArgs(cacheDir, reportFile, [`tcp:${port}`], TICKER);
+    // Mounts propagate from mounts the host shares (systemd makes / shared; this machine's /
+    // is private): a shared one of the test's own, where the new mount goes.
+    const shared = join(makeTempDir("warmstart-shared-"), "shared");
+    mkdirSync(shared);
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=1m", "warmstart-shared", shared]);
+    execFileSync("mount", ["--make-shared", shared]);
+    try {
+      for (const mode of ["cold", "warm"]) {
+        const mountPoint = join(shared, mode);
+        mkdirSync(mountPoint);
+        const run = new WarmstartRun(args, { PORT: String(port) });
+        await run.waitFor(new RegExp(`ready, ${mode}`), "stderr");
+        if (mode === "cold") await run.waitFor(/snapshot saved/, "stderr");
+        execFileSync("mount", ["-t", "tmpfs", "-o", "size=1m", "warmstart-later", mountPoint]);
+        try {
+          writeFileSync(join(mountPoint, "flag"), "on the new mount");
+          const seen = await getJson(
+            `http://127.0.0.1:${port}/exists?${encodeURIComponent(join(mountPoint, "flag"))}`,
+          );
+          assert.equal(seen.exists, true, `${mode}: the app does not see the host's new mount`);
+        } finally {
+          execFileSync("umount", ["-l", mountPoint]);
+        }
+        await run.stop();
+      }
+    } finally {
+      execFileSync("umount", ["-l", shared]);
+    }
+  });
+});

@@ -112,7 +112,17 @@ describe("criu", () => {
     ]);
     assert.deepEqual(dieWithParentUnless(true, app), ["node", "app.js"]);
     assert.deepEqual(inNewPidNamespace(true, app), [
-      ...["unshare", "--pid", "--fork", "--mount", "--mount-proc", "--kill-child", "--"],
+      ...[
+        "unshare",
+        "--pid",
+        "--fork",
+        "--mount",
+        "--propagation",
+        "slave",
+        "--mount-proc",
+        "--kill-child",
+        "--",
+      ],
       ...app,
     ]);
     assert.deepEqual(inNetworkOf(7, app), ["nsenter", "--net=/proc/7/ns/net", "--", "node", "app.js"]);
