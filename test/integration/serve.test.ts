@@ -16,6 +16,7 @@ import {
   STORE_DIR,
   useIntegrationRig,
   WarmstartRun,
+  waitUntil,
 } from "./rig.js";
 
 useIntegrationRig();
@@ -218,8 +219,14 @@ describe("warmstart serve", () => {
     const serve = startServe(cacheDir, port, ["--max-instances", "2"]);
     await serve.waitFor(/serving on/, "stderr");
     await get(port);
-    // The first copy blocks: connections queue on it, and serve restores a second.
-    const blocked = get(port, "/block?ms=6000");
+    // The first copy blocks: connections queue on it, and serve restores a second. They are
+    // made once the block began: made before, the app accepts them with the blocking one.
+    const marker = join(makeTempDir("warmstart-serve-block-"), "blocking");
+    const blocked = get(port, `/block?ms=6000&marker=${encodeURIComponent(marker)}`);
+    assert.ok(
+      await waitUntil(() => existsSync(marker), 30_000),
+      "the blocking request never reached the app",
+    );
     const queued = Array.from({ length: 4 }, () => get(port));
     await serve.waitFor(/instance pid \d+ serving[\s\S]*instance pid \d+ serving/, "stderr", 30_000);
     const pids = servingPids(serve);
