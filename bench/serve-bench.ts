@@ -251,11 +251,19 @@ async function measureServe(
 interface SteadyRun {
   readonly requestsPerSecond: number;
   readonly p99Ms: number;
+  /** Failed requests (refused, reset, timed out) and non-2xx answers: a run with any is not a measure of the app. */
+  readonly errors: number;
+  readonly non2xx: number;
 }
 
 async function cannon(port: number): Promise<SteadyRun> {
   const result = await autocannon({ url: `http://127.0.0.1:${port}/`, connections: 100, duration: 10 });
-  return { requestsPerSecond: result.requests.average, p99Ms: result.latency.p99 };
+  return {
+    requestsPerSecond: result.requests.average,
+    p99Ms: result.latency.p99,
+    errors: result.errors + result.timeouts,
+    non2xx: result.non2xx,
+  };
 }
 
 async function measureSteadyState(): Promise<{ direct: SteadyRun[]; serve: SteadyRun[] }> {
@@ -289,13 +297,19 @@ async function measureSteadyState(): Promise<{ direct: SteadyRun[]; serve: Stead
         await waitForPortFree(port, 30_000);
       }
       process.stderr.write(
-        `steady run ${run + 1}: direct ${direct.at(-1)?.requestsPerSecond} req/s p99 ${direct.at(-1)?.p99Ms} ms, serve ${through.at(-1)?.requestsPerSecond} req/s p99 ${through.at(-1)?.p99Ms} ms\n`,
+        `steady run ${run + 1}: direct ${describeSteady(direct.at(-1))}, serve ${describeSteady(through.at(-1))}\n`,
       );
     }
     return { direct, serve: through };
   } finally {
     rmSync(cacheDir, { recursive: true, force: true });
   }
+}
+
+function describeSteady(run: SteadyRun | undefined): string {
+  if (!run) return "-";
+  const failures = run.errors + run.non2xx > 0 ? ` (${run.errors} errors, ${run.non2xx} non-2xx)` : "";
+  return `${run.requestsPerSecond} req/s p99 ${run.p99Ms} ms${failures}`;
 }
 
 async function waitUntilAnswers(port: number): Promise<void> {
@@ -386,8 +400,12 @@ async function main(): Promise<void> {
       summarize(runs.map(pick))?.median ?? 0;
     const directRps = median(steady.direct, (run) => run.requestsPerSecond);
     const serveRps = median(steady.serve, (run) => run.requestsPerSecond);
+    const failures = [...steady.direct, ...steady.serve].reduce(
+      (sum, run) => sum + run.errors + run.non2xx,
+      0,
+    );
     out.push(
-      `steady (tiny, 100 connections, 10 s, median of 3): direct ${directRps} req/s p99 ${median(steady.direct, (run) => run.p99Ms)} ms; through serve ${serveRps} req/s p99 ${median(steady.serve, (run) => run.p99Ms)} ms; ratio ${(serveRps / directRps).toFixed(3)}`,
+      `steady (tiny, 100 connections, 10 s, median of 3): ${failures} failed requests in all runs; direct ${directRps} req/s p99 ${median(steady.direct, (run) => run.p99Ms)} ms; through serve ${serveRps} req/s p99 ${median(steady.serve, (run) => run.p99Ms)} ms; ratio ${(serveRps / directRps).toFixed(3)}`,
     );
   }
   for (const burst of bursts) {
