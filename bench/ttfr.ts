@@ -86,6 +86,8 @@ function tryGet(url: string): Promise<Record<string, unknown> | undefined> {
     // following checkpoint would have to deal with.
     const req = request(url, { agent: false, headers: { connection: "close" } }, (res) => {
       let data = "";
+      // A reset mid-answer (an app still coming up) is one failed poll, not a crash.
+      res.on("error", () => resolve(undefined));
       res.on("data", (chunk) => {
         data += chunk;
       });

@@ -11,6 +11,9 @@ const USAGE = `Usage: warmstart <command> [options]
 Commands:
   run [options] -- <command> [args...]      launch an app: restore its snapshot, or start it
                                             cold and snapshot it once it is ready
+  serve --listen <[host:]port> [options] -- <command> [args...]
+                                            hold the app's port, restore it on the first
+                                            connection, stop it when idle (scale to zero)
   prewarm [options] -- <command> [args...]  snapshot an app without serving it (beside a
                                             running instance), so its next launch is warm
   bench [options] -- <command> [args...]    measure the app's time to first response, cold
@@ -36,6 +39,7 @@ The cache commands take --cache-dir <dir> as run does.`;
 
 const COMMANDS = [
   "run",
+  "serve",
   "prewarm",
   "bench",
   "setup",
@@ -58,6 +62,8 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case "run":
       return (await import("./commands/run.js")).runRunCommand(rest);
+    case "serve":
+      return (await import("./commands/serve.js")).runServeCommand(rest);
     case "prewarm":
       return (await import("./commands/run.js")).runPrewarmCommand(rest);
     case "bench":

@@ -1,6 +1,7 @@
 import { type ListedEntry, listCacheEntries } from "../cache/entry-list.js";
 import type { Manifest } from "../cache/entry-store.js";
 import { listDiscoveredPaths } from "../inputs/discovered-inputs.js";
+import { listServing, type ServeStatus } from "../serve/serve-status.js";
 import { describeEmptyCache, openStore, parseCommandArgs, rejectPositionals } from "./command-args.js";
 import { formatBytes, formatCommand, formatDirectory, formatDuration, renderTable } from "./format.js";
 
@@ -39,10 +40,12 @@ export async function runLsCommand(args: string[]): Promise<number> {
   rejectPositionals(positionals, USAGE);
   const { cacheDir, store, isMissing } = openStore(values["cache-dir"]);
   const entries = await listCacheEntries(store);
+  const serving = isMissing ? [] : listServing(cacheDir);
   if (values.json) {
-    process.stdout.write(`${JSON.stringify({ cacheDir, entries: entries.map(toJson) }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ cacheDir, entries: entries.map(toJson), serving }, null, 2)}\n`);
     return 0;
   }
+  if (serving.length > 0) process.stdout.write(`${renderServing(serving).join("\n")}\n\n`);
   if (entries.length === 0) {
     process.stdout.write(`${describeEmptyCache(cacheDir, isMissing)}\n`);
     return 0;
@@ -55,6 +58,31 @@ export async function runLsCommand(args: string[]): Promise<number> {
   );
   process.stdout.write(`${lines.join("\n")}\n`);
   return 0;
+}
+
+/** What `warmstart serve` processes on this cache serve now. */
+function renderServing(serving: readonly ServeStatus[]): string[] {
+  const header = [
+    "SERVE PID",
+    "LISTEN",
+    "COMMAND",
+    "DIRECTORY",
+    "INSTANCES",
+    "SPARE",
+    "IDLE AFTER",
+    "RESTORES",
+  ] as const;
+  const rows = serving.map((status) => [
+    String(status.pid),
+    status.listen.join(","),
+    formatCommand(status.command),
+    formatDirectory(status.cwd),
+    status.instances.length > 0 ? `${status.instances.length} (pid ${status.instances.join(", ")})` : "0",
+    status.sparePid === null ? "-" : `pid ${status.sparePid}`,
+    status.idleMs === 0 ? "never" : formatDuration(status.idleMs),
+    String(status.restores),
+  ]);
+  return renderTable(header, rows, new Set([0, 7]));
 }
 
 function toRow(entry: ListedEntry, nowMs: number): string[] {

@@ -100,7 +100,7 @@ the next 'warmstart run' of the same command is warm. Takes run's readiness and 
 options (--ready, --ready-timeout, --cache-dir, --input, --input-ignore, --env-ignore, --max-cache-size,
 --report, -v). Exits 0 when a snapshot was saved.`;
 
-const LAUNCH_FLAGS: ParseArgsOptionsConfig = {
+export const LAUNCH_FLAGS: ParseArgsOptionsConfig = {
   ready: { type: "string", multiple: true, default: [] },
   "ready-timeout": { type: "string" },
   "cache-dir": { type: "string" },

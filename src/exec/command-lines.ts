@@ -68,6 +68,15 @@ export function inPrivateNetwork(command: CommandLine): CommandLine {
   return ["unshare", "--net", "--", ...command];
 }
 
+/**
+ * Runs the command inside the PID and mount namespaces of `pid` (what criu-ns does for a
+ * dump): a restored app lives in a PID namespace of its own, where CRIU must see it with the
+ * PIDs its image will hold, and with that namespace's /proc.
+ */
+export function inPidNamespaceOf(pid: number, command: CommandLine): CommandLine {
+  return ["nsenter", `--target=${pid}`, "--pid", "--mount", "--", ...command];
+}
+
 /** Runs the command inside the network namespace of `pid` (probes and the dump of a prewarm). */
 export function inNetworkOf(pid: number, command: CommandLine): CommandLine {
   return ["nsenter", `--net=/proc/${pid}/ns/net`, "--", ...command];
@@ -114,6 +123,9 @@ export interface DumpOptions {
   readonly logLevel: number;
   /** Keep the app serving after the checkpoint: the user never waits on the dump. */
   readonly leaveRunning: boolean;
+  /** Leave the dumped tree stopped instead of killed (serve --keep-state kills it itself: a
+   * tree CRIU kills from inside its PID namespace takes that namespace, and CRIU, down). */
+  readonly isLeftStopped?: boolean;
 }
 
 export interface RestoreOptions {
@@ -128,6 +140,9 @@ export interface RestoreOptions {
   /** Memory comes from a lazy-pages daemon on first touch (userfaultfd) instead of being
    * read in full before the app resumes: restore time stops growing with the image. */
   readonly isLazy: boolean;
+  /** The restored tree stays stopped (SIGSTOP) until warmstart sends SIGCONT: serve's
+   * spare, whose listening sockets already hold connections while it waits. */
+  readonly isLeftStopped?: boolean;
 }
 
 export interface LazyPagesOptions {
@@ -147,6 +162,7 @@ export function criuDump(criuPath: string, options: DumpOptions): CommandLine {
     ...["--log-file", options.logFile],
     `-v${options.logLevel}`,
     ...(options.leaveRunning ? ["--leave-running"] : []),
+    ...(options.isLeftStopped ? ["--leave-stopped"] : []),
     // A readiness probe or an early client may leave a connection open at dump time. Restores
     // bring such connections back closed (their clients belong to the first launch), so their
     // TCP state is not dumped and they are not blocked: without this the dump fails
@@ -177,6 +193,7 @@ export function criuRestore(criuPath: string, options: RestoreOptions): CommandL
     "--tcp-close",
     "--file-locks",
     ...(options.isLazy ? ["--lazy-pages"] : []),
+    ...(options.isLeftStopped ? ["--leave-stopped"] : []),
     ...options.inheritFds.flatMap(({ fd, resource }) => ["--inherit-fd", `fd[${fd}]:${resource}`]),
     // Needs a non-detached restore (CRIU refuses --exec-cmd with --restore-detached).
     ...(options.execCommand.length > 0 ? ["--exec-cmd", "--", ...options.execCommand] : []),
@@ -234,6 +251,16 @@ export function pythonScript(python: string, script: string, args: readonly stri
 /** Every unix socket of the network namespace with its peer (pre-flight: who the app talks to). */
 export function ssUnixSockets(): CommandLine {
   return ["ss", "-x", "-a", "-n", "-H"];
+}
+
+/**
+ * Established TCP connections on these local ports, one line each with their socket inode
+ * and TCP info (sock_diag through iproute2's ss): serve tells an idle instance by when its
+ * connections last carried data, so an idle keep-alive connection does not keep it up.
+ */
+export function ssEstablished(ports: readonly number[]): CommandLine {
+  const filter = ports.map((port) => `sport = :${port}`).join(" or ");
+  return ["ss", "-H", "-t", "-n", "-i", "-e", "-O", "state", "established", `( ${filter} )`];
 }
 
 /** The in-namespace readiness probe of a prewarm: this Node running one of warmstart's files. */

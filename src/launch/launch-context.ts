@@ -100,7 +100,25 @@ export type LaunchState =
       /** The launch's probes, `file:` ones knowing what existed before the app started. */
       readonly probes: readonly ProbeSpec[];
     }
-  | { readonly step: "serving"; readonly launched: Launch };
+  /** A restore left stopped (serve's spare): the launch pauses here until it is resumed. */
+  | {
+      readonly step: "stopped";
+      readonly session: Session;
+      readonly cache: UsableCache;
+      readonly entry: CacheEntry;
+      readonly restored: RestoredApp;
+    }
+  /** SIGCONT to a stopped restore; the after-restore work follows in checking-ready. */
+  | {
+      readonly step: "resuming";
+      readonly session: Session;
+      readonly cache: UsableCache;
+      readonly entry: CacheEntry;
+      readonly restored: RestoredApp;
+    }
+  | { readonly step: "serving"; readonly launched: Launch }
+  /** A warm-only launch (serve) that did not restore: why (null: there is no snapshot). */
+  | { readonly step: "not-restored"; readonly fallback: Fallback | null };
 
 /** The cold plan of a launch that found no snapshot to restore, for a reason of its own. */
 export function coldPlanFor(session: Session, fallback: Fallback | null, cacheUse: CacheUse): LaunchState {

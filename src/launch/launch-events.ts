@@ -4,6 +4,7 @@ import type { CheckpointOutcome } from "./checkpoint.js";
  * The steps a launch reports (`-v`), in the order of the state machine in launch.ts:
  *
  *   resolving ─► looking-up ─┬─► restoring ─► checking-ready ─► serving ─► exited
+ *                            │        │  └─► stopped ··· resuming ─┘ (serve's spare, resumed later)
  *                            │        │ (any failure: warning; evicted unless the snapshot is fine)
  *                            │        ▼
  *                            └─► starting-cold ─► waiting-ready ─► serving ─► exited
@@ -14,6 +15,8 @@ export type LaunchStep =
   | "looking-up"
   | "restoring"
   | "checking-ready"
+  | "stopped"
+  | "resuming"
   | "starting-cold"
   | "waiting-ready"
   | "serving"
@@ -67,6 +70,10 @@ export function describeStep(step: LaunchStep): string {
       return "restoring the snapshot";
     case "checking-ready":
       return "re-checking readiness after restore";
+    case "stopped":
+      return "restored, left stopped";
+    case "resuming":
+      return "resuming the stopped restore";
     case "starting-cold":
       return "starting cold";
     case "waiting-ready":

@@ -1,4 +1,5 @@
 import { defaultCacheDir } from "../cache/cache-dir.js";
+import type { CacheEntry } from "../cache/entry-store.js";
 import { invalidOption, WarmstartError } from "../errors.js";
 import { type ProbeSpec, parseProbe } from "../readiness/probe-spec.js";
 import type { FleetSettings } from "../remote/fleet-settings.js";
@@ -60,6 +61,18 @@ export interface LaunchOptions {
   readonly fleet?: FleetSettings;
   /** The in-app runtime (fresh randomness in restored copies) and the checkpoint/restore hooks. */
   readonly runtime?: RuntimeOptions;
+  /**
+   * serve's launches (`launchInstance`): restore, or end with the reason why not; never start
+   * cold in place (serve starts cold in a private network, snapshots, then restores). The
+   * never-slower rule does not apply, and the probes are not checked again after the restore:
+   * serve's front holds the same ports and would answer them.
+   */
+  readonly isWarmOnly?: boolean;
+  /** With isWarmOnly: restore and leave the app stopped until it is resumed (serve --spare). */
+  readonly isLeftStopped?: boolean;
+  /** With isWarmOnly: restore these images instead of the cache's entry for the key (serve
+   * --keep-state's per-instance images). A failure to restore them evicts nothing. */
+  readonly restoreEntry?: CacheEntry;
 }
 
 /** The options after validation and defaults, frozen. */
@@ -88,6 +101,9 @@ export interface ResolvedOptions {
   readonly portPolicy: "exclusive" | "shared";
   readonly fleet: FleetSettings | undefined;
   readonly runtime: ResolvedRuntimeOptions;
+  readonly isWarmOnly: boolean;
+  readonly isLeftStopped: boolean;
+  readonly restoreEntry: CacheEntry | undefined;
 }
 
 const DEFAULT_READY_TIMEOUT_MS = 60_000;
@@ -122,6 +138,11 @@ export function resolveLaunchOptions(options: LaunchOptions): Readonly<ResolvedO
       hint: "a detached app writes straight to the terminal or file, where warmstart cannot read it; use tcp:, http:, file: or notify",
     });
   }
+  if ((options.isLeftStopped || options.restoreEntry) && !options.isWarmOnly) {
+    throw new WarmstartError("invalid-option", "isLeftStopped and restoreEntry need isWarmOnly.", {
+      hint: "they are serve's: a launch that may start cold in place cannot leave a restore stopped",
+    });
+  }
   return Object.freeze({
     command: options.command,
     probes,
@@ -147,5 +168,8 @@ export function resolveLaunchOptions(options: LaunchOptions): Readonly<ResolvedO
     portPolicy: options.portPolicy ?? "exclusive",
     fleet: options.fleet,
     runtime: resolveRuntimeOptions(options.runtime),
+    isWarmOnly: options.isWarmOnly ?? false,
+    isLeftStopped: options.isLeftStopped ?? false,
+    restoreEntry: options.restoreEntry,
   });
 }

@@ -1,5 +1,6 @@
 import { WarmstartError } from "../errors.js";
 import { exitCodeOfSignal } from "../exec/owned-process.js";
+import type { AppExit } from "./app-process.js";
 import { startColdApp, waitForColdApp } from "./cold-path.js";
 import type { Fallback } from "./decisions.js";
 import type { LaunchContext, LaunchState } from "./launch-context.js";
@@ -9,7 +10,7 @@ import { type LaunchOptions, resolveLaunchOptions } from "./launch-options.js";
 import { resolveLaunch } from "./resolve-launch.js";
 import { ResourceStack } from "./resource-stack.js";
 import { toSignal } from "./stop-on-abort.js";
-import { checkRestoredApp, lookUpSnapshot, restoreSnapshot } from "./warm-path.js";
+import { checkRestoredApp, lookUpSnapshot, restoreSnapshot, resumeRestoredApp } from "./warm-path.js";
 
 export type { Launch, LaunchReport } from "./launch-handle.js";
 export { LAZY_MIN_IMAGE_BYTES, type LaunchOptions, resolveLaunchOptions } from "./launch-options.js";
@@ -24,27 +25,95 @@ export { LAZY_MIN_IMAGE_BYTES, type LaunchOptions, resolveLaunchOptions } from "
  * One launch is one walk through these states (launch-context.ts types each one's data):
  *
  *   resolving ─► looking-up ─► restoring ─► checking-ready ─► serving
+ *       │            │             │  └─► stopped ··· resuming ─┘  (serve's spare: resumed later)
  *       │            │             │               │
  *       │            ▼             ▼               ▼          (any failure: a fallback)
  *       └──────► starting-cold ─► waiting-ready ─► serving ─► checkpointing, beside it
+ *                      └─► not-restored  (serve's warm-only launches: serve starts cold apart)
  *
  * Every resource a state acquires (runtime directory, staged images, helpers, daemons) goes
  * on the launch's ResourceStack, released on one path when the app has exited and the
  * checkpoint is settled, when the launch fails, or at process exit.
  */
 export async function launch(options: LaunchOptions): Promise<Launch> {
-  const opts = resolveLaunchOptions(options);
+  const opts = resolveLaunchOptions({ ...options, isWarmOnly: false, isLeftStopped: false });
   const context = createContext(opts);
+  const outcome = await settle(context, { step: "resolving" });
+  if (outcome.kind !== "serving")
+    throw new Error(`launch: a launch that may start cold ended ${outcome.kind}`);
+  return outcome.launched;
+}
+
+/** How one of serve's launches ended. */
+export type InstanceOutcome =
+  | { readonly kind: "serving"; readonly launched: Launch }
+  /** Restored and left stopped (isLeftStopped): resume() continues the launch. */
+  | { readonly kind: "stopped"; readonly stopped: StoppedInstance }
+  /** No restore: fallback says why (null: there is no snapshot; serve starts cold, apart). */
+  | { readonly kind: "not-restored"; readonly fallback: Fallback | null };
+
+/** A restore left stopped: its listening sockets exist and hold connections while it waits. */
+export interface StoppedInstance {
+  /** The app's PID on the host. */
+  readonly pid: number;
+  /** Settles if it dies (is killed) before it is resumed. */
+  readonly exited: Promise<AppExit>;
+  /** SIGCONT, then the after-restore work (warm-path.ts), then serving. */
+  resume(): Promise<InstanceOutcome>;
+  /** Kills it and releases what its launch holds. */
+  discard(): Promise<void>;
+}
+
+/**
+ * serve's launch: the same state machine, warm only (isWarmOnly), so it ends serving a
+ * restored copy, stopped (isLeftStopped: resumed later, through the resuming state), or
+ * not-restored with the reason, where `launch` would start the app cold in place.
+ */
+export async function launchInstance(options: LaunchOptions): Promise<InstanceOutcome> {
+  const opts = resolveLaunchOptions({ ...options, isWarmOnly: true });
+  return settle(createContext(opts), { step: "resolving" });
+}
+
+/** Drives the machine from `state` to an end; what it held is released unless it serves or waits. */
+async function settle(context: LaunchContext, state: LaunchState): Promise<InstanceOutcome> {
   try {
-    return await drive(context);
+    const end = await drive(context, state);
+    switch (end.step) {
+      case "serving":
+        return { kind: "serving", launched: end.launched };
+      case "stopped":
+        return { kind: "stopped", stopped: toStoppedInstance(context, end) };
+      case "not-restored":
+        await context.resources.releaseAll();
+        return { kind: "not-restored", fallback: end.fallback };
+    }
   } catch (error) {
     await context.resources.releaseAll();
     throw error;
   }
 }
 
-async function drive(context: LaunchContext): Promise<Launch> {
-  let state: LaunchState = { step: "resolving" };
+function toStoppedInstance(
+  context: LaunchContext,
+  state: Extract<LaunchState, { step: "stopped" }>,
+): StoppedInstance {
+  const { app } = state.restored;
+  return {
+    pid: app.pid,
+    exited: app.exited,
+    resume: () => settle(context, { ...state, step: "resuming" }),
+    async discard() {
+      app.kill("SIGKILL");
+      await app.exited;
+      await context.resources.releaseAll();
+    },
+  };
+}
+
+type EndState = Extract<LaunchState, { step: "serving" | "stopped" | "not-restored" }>;
+
+async function drive(context: LaunchContext, start: LaunchState): Promise<EndState> {
+  let state: LaunchState = start;
   for (;;) {
     switch (state.step) {
       case "resolving":
@@ -59,14 +128,22 @@ async function drive(context: LaunchContext): Promise<Launch> {
       case "checking-ready":
         state = await checkRestoredApp(context, state);
         break;
+      case "resuming":
+        state = resumeRestoredApp(context, state);
+        break;
       case "starting-cold":
-        state = await startColdApp(context, state);
+        // A warm-only launch (serve) ends here: serve starts the app cold apart, not in place.
+        state = context.opts.isWarmOnly
+          ? { step: "not-restored", fallback: state.plan.fallback }
+          : await startColdApp(context, state);
         break;
       case "waiting-ready":
         state = await waitForColdApp(context, state);
         break;
       case "serving":
-        return state.launched;
+      case "stopped":
+      case "not-restored":
+        return state;
       default:
         return unreachable(state);
     }

@@ -36,6 +36,11 @@ export async function lookUpSnapshot(
   const { opts } = context;
   const { session, cache } = state;
   context.step("looking-up", cache.key.slice(0, 12));
+  if (opts.restoreEntry) {
+    const entry = opts.restoreEntry;
+    const isLazy = opts.isLazy ?? entry.manifest.imageBytes >= LAZY_MIN_IMAGE_BYTES;
+    return { step: "restoring", session, cache, entry, isLazy };
+  }
   // The newest entry under the base key whose host part and discovered inputs still hold; on
   // a miss, a compatible snapshot from the remote cache, then the lookup again.
   let found = await findEntry(cache.store, cache.key, cache.fields, cache.hashes);
@@ -47,7 +52,10 @@ export async function lookUpSnapshot(
   void cache.hashes.save();
   const decision = decideAfterLookup({
     found,
-    neverSlower: decideNeverSlower(found.hit ? readStats(found.entry.dir) : undefined),
+    // serve has no cold start to compare with: its cold path is a cold start, a dump and a restore.
+    neverSlower: opts.isWarmOnly
+      ? { action: "restore", isRemeasure: false }
+      : decideNeverSlower(found.hit ? readStats(found.entry.dir) : undefined),
     portHolders:
       found.hit && opts.portPolicy === "exclusive" ? findPortHolders(found.entry.manifest.listen ?? []) : [],
     isLazy: opts.isLazy,
@@ -92,6 +100,7 @@ export async function restoreSnapshot(
     sinks: opts.sinks,
     isDetached: opts.isDetached,
     isLazy: state.isLazy,
+    isLeftStopped: opts.isLeftStopped,
     env: opts.env,
     timeoutMs: opts.restoreTimeoutMs,
     ...(opts.signal ? { signal: opts.signal } : {}),
@@ -109,9 +118,29 @@ export async function restoreSnapshot(
     await imagesOwned.release();
     await notify?.close();
     context.throwIfAborted();
-    return fallBackCold(context, session, cache, entry, decideAfterRestoreFailure(warm.errors, warm.logPath));
+    const failure = decideAfterRestoreFailure(warm.errors, warm.logPath);
+    // Kept state (serve --keep-state) is not the cache's entry: nothing of the cache to evict.
+    return fallBackCold(
+      context,
+      session,
+      cache,
+      entry,
+      opts.restoreEntry ? { ...failure, isEvicted: false } : failure,
+    );
   }
   const restored: RestoredApp = { ...warm, imagesOwned, notify };
+  if (opts.isLeftStopped) {
+    context.step("stopped", `pid ${warm.app.pid}`);
+    return { step: "stopped", session, cache, entry, restored };
+  }
+  return { step: "checking-ready", session, cache, entry, restored };
+}
+
+/** resuming: a restore left stopped runs from here; the after-restore work follows. */
+export function resumeRestoredApp(context: LaunchContext, state: State<"resuming">): LaunchState {
+  context.step("resuming");
+  const { session, cache, entry, restored } = state;
+  restored.app.kill("SIGCONT");
   return { step: "checking-ready", session, cache, entry, restored };
 }
 
@@ -126,7 +155,9 @@ export async function checkRestoredApp(
   const stopWatching = stopOnAbort(opts.signal, app);
   context.step("checking-ready");
   // The runtime reseeds and runs the restore hooks; the app's event loop goes on only after
-  // that, so a probe's request made meanwhile is answered by a reseeded copy or not at all.
+  // that, so a probe's request made meanwhile is answered by a reseeded copy or not at all
+  // (serve hands its front's queued connections over only once this launch is serving; a
+  // spare runs this at resume).
   const resuming = afterRestore(
     openControl(app, (message) => opts.emit({ type: "warning", message })),
     entry.manifest.runtime,
@@ -135,12 +166,12 @@ export async function checkRestoredApp(
   );
   // Meanwhile (it waits on the app), who else holds the app's ports: a walk of /proc that
   // costs milliseconds, more on a busy host. The sockets are CRIU's, in place already.
-  const ownInodes = readTreeSocketInodes(app.pid);
-  const holders = findPortHolders(listListeningSockets(app.pid, ownInodes), { pid: app.pid, ownInodes });
-  const portFailure = decideAfterRestoredPorts(holders, opts.portPolicy) ?? undefined;
-  const readying = portFailure
-    ? Promise.resolve(undefined)
-    : waitForReadiness(app, opts, recheckableProbes(opts.probes), undefined);
+  // Shared ports (serve) have holders by design; finding one's owner scans all of /proc.
+  const portFailure =
+    opts.portPolicy === "shared" ? undefined : (findForeignHolders(app.pid, opts.portPolicy) ?? undefined);
+  // serve's front listens on the same ports and would answer a tcp or http probe itself.
+  const probes = opts.isWarmOnly ? [] : recheckableProbes(opts.probes);
+  const readying = portFailure ? Promise.resolve(undefined) : waitForReadiness(app, opts, probes, undefined);
   const resumed = await resuming;
   if (resumed.isReady && resumed.resumeMs !== undefined)
     context.step("checking-ready", describeResume(resumed.resumeMs, resumed.reseedMs));
@@ -177,6 +208,13 @@ export async function checkRestoredApp(
     );
   }
   return serveRestored(context, session, cache, entry, restored);
+}
+
+/** Other processes listening where the restored app listens, as a restore failure. */
+function findForeignHolders(pid: number, portPolicy: "exclusive" | "shared"): RestoreFailure | null {
+  const ownInodes = readTreeSocketInodes(pid);
+  const holders = findPortHolders(listListeningSockets(pid, ownInodes), { pid, ownInodes });
+  return decideAfterRestoredPorts(holders, portPolicy);
 }
 
 function serveRestored(

@@ -46,6 +46,9 @@ export interface WarmStartOptions {
   readonly timeoutMs: number;
   /** Aborting stops the restore (the launch is being stopped). */
   readonly signal?: AbortSignal;
+  /** Leave the restored app stopped until SIGCONT (serve's spare): the reaper's resume
+   * marker then means "restored", and the app runs only when resumed. */
+  readonly isLeftStopped: boolean;
   /** Makes the NOTIFY_SOCKET path in the image reach this launch's socket. */
   readonly notifyRedirect?: { readonly dir: string; readonly oldPath: string; readonly newPath: string };
 }
@@ -134,6 +137,7 @@ function restoreCommand(options: WarmStartOptions, imagesDir: string, isLazy: bo
     ],
     execCommand: perlScript(REAPER_SCRIPT, [String(manifest.pid)]),
     isLazy,
+    isLeftStopped: options.isLeftStopped,
   });
   const inNamespace = options.notifyRedirect ? withNotifySocketAt(options.notifyRedirect, criu) : criu;
   return dieWithParentUnless(options.isDetached, inNewPidNamespace(!options.isDetached, inNamespace));
@@ -245,7 +249,7 @@ function readChildren(pid: number): number[] {
 }
 
 /** The last field of NSpid is the PID inside the innermost namespace. */
-function readNamespacePids(pid: number): number[] {
+export function readNamespacePids(pid: number): number[] {
   try {
     const line = /^NSpid:\s*(.*)$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? "";
     return line.split(/\s+/).filter(Boolean).map(Number);

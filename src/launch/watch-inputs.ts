@@ -53,35 +53,7 @@ export async function watchInputs(
   });
   let timer: NodeJS.Timeout | undefined;
   let recheck: NodeJS.Timeout | undefined;
-  let isPrewarming = false;
-  let isPrewarmPending = false;
-  const quiet = new Writable({ write: (_chunk, _encoding, done) => done() });
-
-  const runPrewarm = async () => {
-    if (isPrewarming) {
-      isPrewarmPending = true;
-      return;
-    }
-    isPrewarming = true;
-    try {
-      const outcome = await prewarm({
-        ...options,
-        sinks: { stdout: quiet, stderr: quiet },
-        onEvent: (event) => {
-          if (event.type === "fallback") onEvent({ type: "prewarm-failed", message: event.message });
-        },
-      });
-      onEvent({ type: "prewarmed", outcome });
-    } catch (error) {
-      onEvent({ type: "prewarm-failed", message: (error as Error).message });
-    } finally {
-      isPrewarming = false;
-      if (isPrewarmPending) {
-        isPrewarmPending = false;
-        void runPrewarm();
-      }
-    }
-  };
+  const runPrewarm = serializePrewarms(options, onEvent);
 
   const onChange = async (path: string) => {
     // Evicted at once, not after the settle delay: a launch in between must not restore it.
@@ -118,6 +90,45 @@ export async function watchInputs(
       await watcher.close();
     },
   };
+}
+
+/**
+ * One background prewarm at a time: a change during a prewarm queues one more (of the newest
+ * files), never a pile of them.
+ */
+function serializePrewarms(
+  options: LaunchOptions,
+  onEvent: (event: WatchEvent) => void,
+): () => Promise<void> {
+  let isPrewarming = false;
+  let isPrewarmPending = false;
+  const quiet = new Writable({ write: (_chunk, _encoding, done) => done() });
+  const runPrewarm = async (): Promise<void> => {
+    if (isPrewarming) {
+      isPrewarmPending = true;
+      return;
+    }
+    isPrewarming = true;
+    try {
+      const outcome = await prewarm({
+        ...options,
+        sinks: { stdout: quiet, stderr: quiet },
+        onEvent: (event) => {
+          if (event.type === "fallback") onEvent({ type: "prewarm-failed", message: event.message });
+        },
+      });
+      onEvent({ type: "prewarmed", outcome });
+    } catch (error) {
+      onEvent({ type: "prewarm-failed", message: (error as Error).message });
+    } finally {
+      isPrewarming = false;
+      if (isPrewarmPending) {
+        isPrewarmPending = false;
+        void runPrewarm();
+      }
+    }
+  };
+  return runPrewarm;
 }
 
 async function findLaunchEntry(

@@ -121,7 +121,11 @@ describe("cache commands", () => {
     const listedJson = await warmstart("ls", "--cache-dir", cacheDir, "--json");
     assert.equal(listedJson.code, 0, listedJson.stderr);
     // Most recently used first: two was made last.
-    assert.deepEqual(JSON.parse(listedJson.stdout), { cacheDir, entries: [entryJson(two), entryJson(one)] });
+    assert.deepEqual(JSON.parse(listedJson.stdout), {
+      cacheDir,
+      entries: [entryJson(two), entryJson(one)],
+      serving: [],
+    });
 
     const table = await warmstart("ls", "--cache-dir", cacheDir);
     assert.equal(table.code, 0, table.stderr);

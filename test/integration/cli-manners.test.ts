@@ -45,7 +45,7 @@ describe("help", () => {
     assert.equal(
       result.stderr,
       'warmstart: error: Unknown command "foo".\n' +
-        "  hint: commands: run, prewarm, bench, setup, doctor, ls, rm, prune, verify, export, import, push, pull, keygen, help\n",
+        "  hint: commands: run, serve, prewarm, bench, setup, doctor, ls, rm, prune, verify, export, import, push, pull, keygen, help\n",
     );
   });
 });

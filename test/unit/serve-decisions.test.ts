@@ -1,0 +1,147 @@
+// serve's decisions and parsers are pure: tested here without root, CRIU or a socket.
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { parseDurationMs } from "../../src/commands/serve.js";
+import { parseSsConnections } from "../../src/serve/activity.js";
+import { formatListener, isAtAddress, parseListenAddress } from "../../src/serve/listen-address.js";
+import {
+  decideScaleUp,
+  isIdle,
+  isSpareWanted,
+  measureQuietMs,
+  retryDelayMs,
+} from "../../src/serve/serve-decisions.js";
+import { ServeMetrics } from "../../src/serve/serve-metrics.js";
+
+const connection = (lastReceivedMs: number, lastSentMs: number, sendQueueBytes = 0) => ({
+  inode: "1",
+  lastReceivedMs,
+  lastSentMs,
+  sendQueueBytes,
+});
+
+describe("serve decisions", () => {
+  test("an open keep-alive connection that carries nothing does not keep an instance up", () => {
+    const quietMs = measureQuietMs({
+      sinceServingMs: 600_000,
+      queued: 0,
+      connections: [connection(400_000, 400_000)],
+    });
+    assert.equal(quietMs, 400_000);
+    assert.equal(isIdle(quietMs, 300_000), true);
+  });
+
+  test("traffic, a queued connection or an answer still going out keeps it up", () => {
+    assert.equal(
+      measureQuietMs({ sinceServingMs: 600_000, queued: 0, connections: [connection(50, 9000)] }),
+      50,
+    );
+    assert.equal(measureQuietMs({ sinceServingMs: 600_000, queued: 1, connections: [] }), 0);
+    assert.equal(
+      measureQuietMs({
+        sinceServingMs: 600_000,
+        queued: 0,
+        connections: [connection(500_000, 500_000, 1024)],
+      }),
+      0,
+    );
+    assert.equal(measureQuietMs({ sinceServingMs: 2000, queued: 0, connections: [] }), 2000);
+  });
+
+  test("--idle 0 never stops an instance", () => {
+    assert.equal(isIdle(10 ** 9, 0), false);
+  });
+
+  test("a copy is added only when connections queue on every running one, with room, one at a time", () => {
+    const facts = { running: 1, starting: 0, maxInstances: 2, queuedTicks: 2 };
+    assert.equal(decideScaleUp(facts), true);
+    assert.equal(decideScaleUp({ ...facts, queuedTicks: 1 }), false);
+    assert.equal(decideScaleUp({ ...facts, maxInstances: 1 }), false);
+    assert.equal(decideScaleUp({ ...facts, starting: 1 }), false);
+    assert.equal(
+      decideScaleUp({ ...facts, running: 0 }),
+      false,
+      "the first instance comes from a connection",
+    );
+  });
+
+  test("a spare is kept while there is room beside the running copies", () => {
+    const facts = {
+      isSpareEnabled: true,
+      hasSpare: false,
+      isSpareStarting: false,
+      running: 0,
+      maxInstances: 1,
+      isDraining: false,
+    };
+    assert.equal(isSpareWanted(facts), true);
+    assert.equal(isSpareWanted({ ...facts, running: 1 }), false);
+    assert.equal(isSpareWanted({ ...facts, hasSpare: true }), false);
+    assert.equal(isSpareWanted({ ...facts, isDraining: true }), false);
+    assert.equal(isSpareWanted({ ...facts, isSpareEnabled: false }), false);
+  });
+
+  test("retries back off from 1 s to 30 s", () => {
+    assert.deepEqual([1, 2, 3, 6, 20].map(retryDelayMs), [1000, 2000, 4000, 30_000, 30_000]);
+  });
+});
+
+describe("serve's parsers", () => {
+  test("ss lines: inode, last data received and sent, the send queue", () => {
+    const text = [
+      "0      0      127.0.0.1:3000 127.0.0.1:50134 ino:2328707 sk:9d1a cgroup:/ <-> ts sack bbr wscale:10,10 rto:200 bytes_received:2 lastsnd:316 lastrcv:412 lastack:316 rcv_space:65483",
+      "0      512    127.0.0.1:3000 127.0.0.1:50136 ino:2328709 sk:9d1b cgroup:/ <-> ts lastrcv:7",
+      "0      0      127.0.0.1:3000 127.0.0.1:50138 ino:0 sk:9d1c <-> lastsnd:1 lastrcv:1",
+      "",
+    ].join("\n");
+    assert.deepEqual(parseSsConnections(text), [
+      { inode: "2328707", lastReceivedMs: 412, lastSentMs: 316, sendQueueBytes: 0 },
+      { inode: "2328709", lastReceivedMs: 7, lastSentMs: Number.POSITIVE_INFINITY, sendQueueBytes: 512 },
+    ]);
+  });
+
+  test("--listen: a port, host:port, [v6]:port; bad ones name the option and the value", () => {
+    assert.equal(parseListenAddress("3000").text, "127.0.0.1:3000");
+    assert.equal(parseListenAddress("0.0.0.0:80").host, "0.0.0.0");
+    const v6 = parseListenAddress("[::]:3000");
+    assert.equal(v6.family, 6);
+    assert.deepEqual([...v6.hostBytes], new Array(16).fill(0));
+    assert.equal(parseListenAddress("[::1]:3000").hostBytes[15], 1);
+    assert.throws(
+      () => parseListenAddress("localhost:3000"),
+      /Expected --listen to be \[host:\]port.*got "localhost:3000"/,
+    );
+    assert.throws(() => parseListenAddress("70000"), /got "70000"/);
+  });
+
+  test("a JVM's dual-stack listener: the kernel's spelling matches [::ffff:127.0.0.1], and is named so", () => {
+    const mapped = parseListenAddress("[::ffff:127.0.0.1]:8080");
+    assert.equal(isAtAddress(mapped, "0:0:0:0:0:ffff:7f00:1", 8080), true);
+    assert.equal(isAtAddress(parseListenAddress("127.0.0.1:8080"), "0:0:0:0:0:ffff:7f00:1", 8080), false);
+    assert.equal(isAtAddress(parseListenAddress("127.0.0.1:8080"), "127.0.0.1", 8080), true);
+    assert.equal(formatListener("0:0:0:0:0:ffff:7f00:1", 8080), "[::ffff:127.0.0.1]:8080");
+    assert.equal(formatListener("::", 80), "[::]:80");
+    assert.equal(formatListener("127.0.0.1", 80), "127.0.0.1:80");
+  });
+
+  test("--idle: ms, s, m, h, 0; a bare number is seconds", () => {
+    assert.deepEqual(
+      ["500ms", "30s", "5m", "1h", "0", "2", "1.5s"].map((text) => parseDurationMs(text, "--idle")),
+      [500, 30_000, 300_000, 3_600_000, 0, 2000, 1500],
+    );
+    assert.throws(() => parseDurationMs("soon", "--idle"), /Expected --idle to be a duration/);
+  });
+
+  test("metrics render in the Prometheus text format", () => {
+    const metrics = new ServeMetrics();
+    metrics.restores = 2;
+    metrics.observeStartSeconds(0.02);
+    const text = metrics.render({ instances: 1, spares: 0, queued: 3 });
+    assert.match(text, /^# TYPE warmstart_serve_instances gauge\nwarmstart_serve_instances 1$/m);
+    assert.match(text, /^warmstart_serve_restores_total 2$/m);
+    assert.match(text, /^warmstart_serve_queued_connections 3$/m);
+    assert.match(text, /^warmstart_serve_restore_latency_seconds_bucket\{le="0.01"\} 0$/m);
+    assert.match(text, /^warmstart_serve_restore_latency_seconds_bucket\{le="0.025"\} 1$/m);
+    assert.match(text, /^warmstart_serve_restore_latency_seconds_count 1$/m);
+  });
+});
