@@ -22,6 +22,10 @@ export interface StartFixes {
 
 const FIXES_DIR = "fixes";
 
+function keepFixable(env: object): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter(([name, value]) => FIXABLE_ENV[name] === value));
+}
+
 function fixesPath(cacheDir: string, baseKey: string): string {
   return join(cacheDir, FIXES_DIR, `${baseKey}.json`);
 }
@@ -33,9 +37,7 @@ function fixesPath(cacheDir: string, baseKey: string): string {
  * not understood is ignored.
  */
 export function saveStartFixes(cacheDir: string, baseKey: string, fixes: StartFixes): void {
-  const env = Object.fromEntries(
-    Object.entries(fixes.env).filter(([name, value]) => FIXABLE_ENV[name] === value),
-  );
+  const env = keepFixable(fixes.env);
   if (Object.keys(env).length === 0) return;
   const problem = makeDirectories(join(cacheDir, FIXES_DIR), 0o700);
   if (problem) throw new Error(problem);
@@ -53,8 +55,6 @@ export function readStartFixes(cacheDir: string, baseKey: string): StartFixes | 
   const parsed = readOwnedJson(fixesPath(cacheDir, baseKey)) as Partial<StartFixes> | undefined;
   if (!parsed || typeof parsed.env !== "object" || parsed.env === null || typeof parsed.reason !== "string")
     return undefined;
-  const env = Object.fromEntries(
-    Object.entries(parsed.env).filter(([name, value]) => FIXABLE_ENV[name] === value),
-  );
+  const env = keepFixable(parsed.env);
   return Object.keys(env).length > 0 ? { env, reason: parsed.reason } : undefined;
 }
