@@ -134,6 +134,8 @@ describe("cache commands", () => {
     const sizeWidth = Math.max(4, ...sizes.map((size) => size.length));
     const commandWidth = command("one").length;
     const directory = formatDirectory(readManifest(cacheDir, one).fields.cwd);
+    // The column is as wide as its header when the path is shorter (a checkout in /tmp/ci).
+    const directoryWidth = Math.max("DIRECTORY".length, directory.length);
     const coldWidth = (key: string) => String(readManifest(cacheDir, key).coldReadyMs).padStart(7);
     const inputCounts = [two, one].map((key) => String(readManifest(cacheDir, key).discovered.files.length));
     const inputsWidth = Math.max(6, ...inputCounts.map((count) => count.length));
@@ -141,7 +143,7 @@ describe("cache commands", () => {
       String(readManifest(cacheDir, key).discovered.files.length).padStart(inputsWidth);
     const row = (key: string, name: string, size: string) =>
       new RegExp(
-        `^${escapeRegExp(`${key.slice(0, 12)}  ${command(name)}  ${directory}  ${size.padStart(sizeWidth)}  `)}` +
+        `^${escapeRegExp(`${key.slice(0, 12)}  ${command(name)}  ${directory.padEnd(directoryWidth)}  ${size.padStart(sizeWidth)}  `)}` +
           // Age and last use: the seconds since the launch above, in columns of fixed width.
           `(?: \\d|\\d\\d)[sm]  (?:   \\d|  \\d\\d)[sm] ago` +
           `${escapeRegExp(`     0  ${coldWidth(key)}        -  ${inputsOf(key)}`)}$`,
@@ -150,7 +152,7 @@ describe("cache commands", () => {
     assert.equal(lines.length, 4, table.stdout);
     assert.equal(
       lines[0],
-      `KEY           ${"COMMAND".padEnd(commandWidth)}  ${"DIRECTORY".padEnd(directory.length)}  ${"SIZE".padStart(sizeWidth)}  AGE  LAST USED  HITS  COLD MS  WARM MS  ${"INPUTS".padStart(inputsWidth)}`,
+      `KEY           ${"COMMAND".padEnd(commandWidth)}  ${"DIRECTORY".padEnd(directoryWidth)}  ${"SIZE".padStart(sizeWidth)}  AGE  LAST USED  HITS  COLD MS  WARM MS  ${"INPUTS".padStart(inputsWidth)}`,
     );
     assert.match(lines[1] ?? "", row(two, "two", sizes[0] ?? ""));
     assert.match(lines[2] ?? "", row(one, "one", sizes[1] ?? ""));

@@ -8,11 +8,12 @@ import { MAX_PATHS_BYTES } from "../protocol.js";
  * `require("lib")`, the `node_modules/lib` of every directory nearer the requiring file than
  * the one that had it. Creating one (an `npm install` in a sub-project) changes what the app
  * loads without touching a file it read: fanotify sees no open of a file that does not exist,
- * so only the resolver can tell. Checked once per lookup that found a module, at cold start
- * only (the runtime is injected when the launch is snapshotted); ES module imports resolve
- * elsewhere and are not seen.
+ * so only the resolver can tell. Checked once per lookup that found a module, from the cold
+ * start (the runtime is injected when the launch is snapshotted) until the checkpoint, when
+ * the returned function puts the resolver back; ES module imports resolve elsewhere and are
+ * not seen.
  */
-export function recordAbsentModules(send: (paths: readonly string[]) => void): void {
+export function recordAbsentModules(send: (paths: readonly string[]) => void): () => void {
   const resolver = Module as unknown as {
     _findPath: (request: string, paths: readonly string[] | null, isMain: boolean) => string | false;
   };
@@ -40,6 +41,9 @@ export function recordAbsentModules(send: (paths: readonly string[]) => void): v
       batch.push(candidate);
     }
     return found;
+  };
+  return () => {
+    resolver._findPath = original;
   };
 }
 

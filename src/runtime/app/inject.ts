@@ -148,7 +148,11 @@ class Realm {
 }
 
 function startMainThread(control: Control, realm: Realm): void {
-  recordAbsentModules((paths) => send(control, { type: "absent", pid: process.pid, paths }));
+  // Until the checkpoint: the snapshot's inputs are sealed by then, and a restored copy's
+  // lookups are nobody's business.
+  const stopRecording = recordAbsentModules((paths) =>
+    send(control, { type: "absent", pid: process.pid, paths }),
+  );
   let threads: ThreadCoordinator | undefined;
   process.once("worker", (worker) => {
     threads = new ThreadCoordinator(worker);
@@ -157,6 +161,7 @@ function startMainThread(control: Control, realm: Realm): void {
   const onCheckpoint = async () => {
     if (isBusy) return;
     isBusy = true;
+    stopRecording();
     try {
       const failure = (await realm.prepare()) ?? (await threads?.checkpoint(control.hookTimeoutMs));
       let verdict: Verdict = "cancelled";
