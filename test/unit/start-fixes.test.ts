@@ -1,13 +1,23 @@
 import assert from "node:assert/strict";
-import { chmodSync, mkdtempSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, test } from "node:test";
+import { after, describe, test } from "node:test";
 import { readStartFixes, saveStartFixes } from "../../src/cache/start-fixes.js";
+
+const made: string[] = [];
+function makeCacheDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), "warmstart-fixes-"));
+  made.push(dir);
+  return dir;
+}
+after(() => {
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
 
 describe("pre-flight fixes kept for the next cold start", () => {
   test("saved privately and atomically, read back; only the known variable with its one value", () => {
-    const cacheDir = mkdtempSync(join(tmpdir(), "warmstart-fixes-"));
+    const cacheDir = makeCacheDir();
     saveStartFixes(cacheDir, "k1", {
       env: { UV_USE_IO_URING: "0", LD_PRELOAD: "/tmp/evil.so" },
       reason: "an io_uring instance",
@@ -27,7 +37,7 @@ describe("pre-flight fixes kept for the next cold start", () => {
   });
 
   test("a file edited to set something else, or writable by others, sets nothing", () => {
-    const cacheDir = mkdtempSync(join(tmpdir(), "warmstart-fixes-"));
+    const cacheDir = makeCacheDir();
     saveStartFixes(cacheDir, "k", { env: { UV_USE_IO_URING: "0" }, reason: "r" });
     const path = join(cacheDir, "fixes/k.json");
     writeFileSync(path, JSON.stringify({ env: { NODE_OPTIONS: "--require /tmp/x.js" }, reason: "r" }));
