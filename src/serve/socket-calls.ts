@@ -1,6 +1,7 @@
 import { createRequire } from "node:module";
 import { WarmstartError } from "../errors.js";
 import type { ListenAddress } from "./listen-address.js";
+import { explainPortInUseHere } from "./port-in-use.js";
 
 // The socket calls Node 20's `net` does not offer, made through koffi (an FFI package whose
 // prebuilt binaries ship inside the npm package: no compiler). serve needs them to hold a
@@ -120,7 +121,7 @@ export function openListener(address: ListenAddress, backlog: number): number {
         `Cannot listen on ${address.text}: ${error.message}.`,
         error.code === EADDRINUSE
           ? {
-              hint: "another process holds the port without SO_REUSEPORT (an app started without serve?); stop it, or give serve another --listen",
+              hint: explainPortInUseHere(address),
               details: { listen: address.text, errno: error.code },
             }
           : { details: { listen: address.text, errno: error.code } },

@@ -1,8 +1,10 @@
 // Issue 13's acceptance: `warmstart serve` with real CRIU, through the real CLI.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
+import { once } from "node:events";
 import { chmodSync, existsSync, readdirSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
+import { createServer } from "node:net";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import {
@@ -120,6 +122,29 @@ async function stopServe(run: WarmstartRun): Promise<void> {
 }
 
 describe("warmstart serve", () => {
+  test("a port another process listens on without SO_REUSEPORT is refused, naming that process", async () => {
+    const port = await freePort();
+    const holder = createServer().listen(port, "127.0.0.1");
+    await once(holder, "listening");
+    try {
+      const result = spawnSync(
+        process.execPath,
+        [CLI, "serve", "--listen", `127.0.0.1:${port}`, "--", "node", "x"],
+        {
+          encoding: "utf8",
+        },
+      );
+      assert.equal(result.status, 2, result.stderr);
+      assert.equal(
+        result.stderr,
+        `warmstart: error: Cannot listen on 127.0.0.1:${port}: Address already in use.\n` +
+          `  hint: port ${port} is held by pid ${process.pid} (node) without SO_REUSEPORT (an app started without serve?); stop it, or give serve another --listen\n`,
+      );
+    } finally {
+      holder.close();
+    }
+  });
+
   test("the first connection restores and is answered; idle stops the instance; the next connection restores again", async () => {
     const { cacheDir } = newCache();
     const port = await freePort();
