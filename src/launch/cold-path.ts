@@ -42,19 +42,16 @@ export async function startColdApp(
     : undefined;
   if (notify) env.NOTIFY_SOCKET = notify.path;
   const probes = opts.probes.map(noteExistingFile);
-  // The runtime goes in only when this launch may be snapshotted; the key was computed before.
-  const { cache } = session;
-  if (cache && plan.isSnapshotWanted && !opts.isSnapshotDisabled) applyStartFixes(context, cache, env);
-  const injected =
-    cache && plan.isSnapshotWanted && !opts.isSnapshotDisabled
-      ? await prepareColdStart({ env, cacheDir: cache.dir, hashes: cache.hashes, options: opts.runtime })
-      : undefined;
+  // Pre-flight's fixes, the runtime and the recorder go in only when this launch may be
+  // snapshotted; the key was computed before.
+  const cache = plan.isSnapshotWanted && !opts.isSnapshotDisabled ? session.cache : undefined;
+  if (cache) applyStartFixes(context, cache, env);
+  const injected = cache
+    ? await prepareColdStart({ env, cacheDir: cache.dir, hashes: cache.hashes, options: opts.runtime })
+    : undefined;
   if (injected?.warning) opts.emit({ type: "warning", message: injected.warning });
   // Watches what the app reads as it starts, for the snapshot's validity (src/inputs/).
-  const recorder =
-    cache && plan.isSnapshotWanted && !opts.isSnapshotDisabled
-      ? (await import("../inputs/recorder.js")).startRecorder(opts.env)
-      : undefined;
+  const recorder = cache ? (await import("../inputs/recorder.js")).startRecorder(opts.env) : undefined;
   if (recorder) context.resources.own("input recorder", () => recorder.close());
   const app = await startCold({
     executable: session.command.executable,

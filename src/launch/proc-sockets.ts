@@ -16,6 +16,26 @@ export interface TcpSocket {
 
 export const TCP_LISTEN = "0A";
 
+/** The kernel's TCP states by their hex code in /proc/net/tcp (include/net/tcp_states.h). */
+const TCP_STATE_NAMES: Readonly<Record<string, string>> = {
+  "01": "ESTABLISHED",
+  "02": "SYN_SENT",
+  "03": "SYN_RECV",
+  "04": "FIN_WAIT1",
+  "05": "FIN_WAIT2",
+  "06": "TIME_WAIT",
+  "07": "CLOSE",
+  "08": "CLOSE_WAIT",
+  "09": "LAST_ACK",
+  [TCP_LISTEN]: "LISTEN",
+  "0B": "CLOSING",
+};
+
+/** "TIME_WAIT" for "06": a state as messages name it. */
+export function describeTcpState(state: string): string {
+  return TCP_STATE_NAMES[state] ?? state;
+}
+
 /** The socket inodes a process holds open. */
 export function readSocketInodes(pid: number): Set<string> {
   const inodes = new Set<string>();

@@ -1,26 +1,13 @@
 import { readFileSync } from "node:fs";
 import {
   describePortHolder,
+  describeTcpState,
   findPortHolders,
   readTcpSockets,
+  TCP_LISTEN,
   type TcpSocket,
 } from "../launch/proc-sockets.js";
 import type { ListenAddress } from "./listen-address.js";
-
-/** The kernel's TCP states by their hex code in /proc/net/tcp (include/net/tcp_states.h). */
-const TCP_STATES: Readonly<Record<string, string>> = {
-  "01": "ESTABLISHED",
-  "02": "SYN_SENT",
-  "03": "SYN_RECV",
-  "04": "FIN_WAIT1",
-  "05": "FIN_WAIT2",
-  "06": "TIME_WAIT",
-  "07": "CLOSE",
-  "08": "CLOSE_WAIT",
-  "09": "LAST_ACK",
-  "0A": "LISTEN",
-  "0B": "CLOSING",
-};
 
 /**
  * What to tell the user when serve's bind found the port in use. A listener of another
@@ -36,11 +23,11 @@ export function explainPortInUse(
   ephemeralRange: string | undefined,
 ): string {
   const onPort = sockets.filter((socket) => socket.localPort === address.port);
-  if (onPort.some((socket) => socket.state === "0A") || onPort.length === 0) {
+  if (onPort.some((socket) => socket.state === TCP_LISTEN) || onPort.length === 0) {
     const who = describeListener();
     return `${who ?? "another process holds the port"} without SO_REUSEPORT (an app started without serve?); stop it, or give serve another --listen`;
   }
-  const states = [...new Set(onPort.map((socket) => TCP_STATES[socket.state] ?? socket.state))].join(", ");
+  const states = [...new Set(onPort.map((socket) => describeTcpState(socket.state)))].join(", ");
   const range = ephemeralRange ? ` (${ephemeralRange} here, net.ipv4.ip_local_port_range)` : "";
   return (
     `port ${address.port} is the local end of a connection (${states}), not a listener: it is free once that connection has closed ` +
