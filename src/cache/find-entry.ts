@@ -5,7 +5,13 @@ import type { FileHashIndex } from "./file-hash.js";
 import { baseKeySuffix, type CacheKeyFields, diffHostFields } from "./key.js";
 
 export type FindOutcome =
-  | { readonly hit: true; readonly entry: CacheEntry }
+  | {
+      readonly hit: true;
+      readonly entry: CacheEntry;
+      /** The entry's discovered inputs are still to be checked (checkInputs): asked for with
+       * areInputsDeferred, so that the launch restores while it checks them. */
+      readonly isInputsUnchecked: boolean;
+    }
   /** No entry fits; `explanation` says why, against the newest entry of this base key. */
   | { readonly hit: false; readonly reason: "missing"; readonly explanation: string }
   | {
@@ -15,6 +21,19 @@ export type FindOutcome =
       readonly detail: string;
       readonly dir: string;
     };
+
+export interface FindOptions {
+  /** Return the newest entry whose other checks hold with its inputs unchecked (when it has
+   * any): its restore and the check of its inputs then overlap (warm-path.ts). */
+  readonly areInputsDeferred?: boolean;
+  /** Entries this launch already found unfit (newest first), and why the newest of them was. */
+  readonly unfit?: UnfitEntries;
+}
+
+export interface UnfitEntries {
+  readonly keys: ReadonlySet<string>;
+  readonly explanation: string;
+}
 
 /**
  * The newest entry under the base key that this launch can restore: sound (the store's own
@@ -28,11 +47,13 @@ export async function findEntry(
   baseKey: string,
   fields: CacheKeyFields,
   hashes: FileHashIndex,
+  options: FindOptions = {},
 ): Promise<FindOutcome> {
   const found: CacheEntry[] = [];
   let problem: (LookupOutcome & { readonly hit: false; readonly reason: "refused" | "corrupt" }) | undefined;
   let problemKey = "";
   for (const key of listEntryKeysOf(store, baseKey)) {
+    if (options.unfit?.keys.has(key)) continue;
     const outcome = await store.lookup(key);
     if (outcome.hit) {
       if (outcome.entry.manifest.baseKey === baseKey) found.push(outcome.entry);
@@ -42,26 +63,32 @@ export async function findEntry(
     }
   }
   found.sort((a, b) => (a.manifest.createdAt < b.manifest.createdAt ? 1 : -1));
-  let explanation: string | undefined;
+  let explanation = options.unfit?.explanation;
   for (const entry of found) {
-    const why = await explainUnfit(entry, fields, hashes);
-    if (why === undefined) return { hit: true, entry };
+    const hostChanges = diffHostFields(entry.manifest.fields.host, fields.host);
+    if (hostChanges.length > 0) {
+      explanation ??= hostChanges.join(", ");
+      continue;
+    }
+    const isInputsUnchecked =
+      options.areInputsDeferred === true && entry.manifest.discovered.files.length > 0;
+    const why = isInputsUnchecked ? undefined : await checkInputs(entry, hashes);
+    if (why === undefined) return { hit: true, entry, isInputsUnchecked };
     explanation ??= why;
   }
   if (problem) return { ...problem, key: problemKey };
   return { hit: false, reason: "missing", explanation: explanation ?? store.explainMiss(fields) };
 }
 
-/** Why this launch cannot restore the entry, or undefined when it can. */
-async function explainUnfit(
-  entry: CacheEntry,
-  fields: CacheKeyFields,
-  hashes: FileHashIndex,
-): Promise<string | undefined> {
-  const hostChanges = diffHostFields(entry.manifest.fields.host, fields.host);
-  if (hostChanges.length > 0) return hostChanges.join(", ");
-  const changed = await findChangedInput(entry.manifest.discovered, hashes);
-  return changed && describeChangedInput(changed);
+/** Which of the entry's discovered inputs is no longer as recorded, or undefined when none. */
+export async function checkInputs(entry: CacheEntry, hashes: FileHashIndex): Promise<string | undefined> {
+  try {
+    const changed = await findChangedInput(entry.manifest.discovered, hashes);
+    return changed && describeChangedInput(changed);
+  } catch (error) {
+    // A stat refused (EACCES, ELOOP): the inputs cannot be shown to hold.
+    return `an input cannot be checked: ${(error as Error).message}`;
+  }
 }
 
 /** The keys of every entry under a base key. */

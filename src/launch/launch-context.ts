@@ -1,5 +1,6 @@
 import type { CacheEntry, EntryStore } from "../cache/entry-store.js";
 import type { FileHashIndex } from "../cache/file-hash.js";
+import type { UnfitEntries } from "../cache/find-entry.js";
 import type { CacheKeyFields } from "../cache/key.js";
 import type { RuntimeDir } from "../cache/runtime-dir.js";
 import type { InputRecorder } from "../inputs/recorder.js";
@@ -73,13 +74,23 @@ export interface RestoredApp {
 
 export type LaunchState =
   | { readonly step: "resolving" }
-  | { readonly step: "looking-up"; readonly session: Session; readonly cache: UsableCache }
+  | {
+      readonly step: "looking-up";
+      readonly session: Session;
+      readonly cache: UsableCache;
+      /** Entries a restore of this launch found unfit (their inputs changed): looked past. */
+      readonly unfit?: UnfitEntries;
+    }
   | {
       readonly step: "restoring";
       readonly session: Session;
       readonly cache: UsableCache;
       readonly entry: CacheEntry;
       readonly isLazy: boolean;
+      /** The entry's discovered inputs are checked during the restore, which is left
+       * stopped until they are known to hold (warm-path.ts). */
+      readonly isInputsUnchecked: boolean;
+      readonly unfit?: UnfitEntries;
     }
   | {
       readonly step: "checking-ready";

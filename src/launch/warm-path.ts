@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { decideNeverSlower, readStats, recordHit } from "../cache/entry-stats.js";
 import type { CacheEntry } from "../cache/entry-store.js";
-import { findEntry } from "../cache/find-entry.js";
+import { checkInputs, findEntry, type UnfitEntries } from "../cache/find-entry.js";
 import { scheduleHousekeeping } from "../cache/housekeeping.js";
 import { ownerOf } from "../cache/owner-stamp.js";
 import { handOverRuntimeDir, notifySocketDir } from "../cache/runtime-dir.js";
@@ -39,14 +39,20 @@ export async function lookUpSnapshot(
   if (opts.restoreEntry) {
     const entry = opts.restoreEntry;
     const isLazy = opts.isLazy ?? entry.manifest.imageBytes >= LAZY_MIN_IMAGE_BYTES;
-    return { step: "restoring", session, cache, entry, isLazy };
+    return { step: "restoring", session, cache, entry, isLazy, isInputsUnchecked: false };
   }
-  // The newest entry under the base key whose host part and discovered inputs still hold; on
-  // a miss, a compatible snapshot from the remote cache, then the lookup again.
-  let found = await findEntry(cache.store, cache.key, cache.fields, cache.hashes);
+  // The newest entry under the base key whose host part holds, its discovered inputs checked
+  // while it is restored (restoring); on a miss, a compatible snapshot from the remote cache,
+  // then the lookup again.
+  const find = () =>
+    findEntry(cache.store, cache.key, cache.fields, cache.hashes, {
+      areInputsDeferred: true,
+      ...unfitOf(state),
+    });
+  let found = await find();
   if (!found.hit && found.reason === "missing") {
     const pulled = await pullOnMiss(context, cache);
-    if (pulled) found = await findEntry(cache.store, cache.key, cache.fields, cache.hashes);
+    if (pulled) found = await find();
   }
   // Not awaited: inputs re-hashed after a touch only cost the next launch a re-hash if lost.
   void cache.hashes.save();
@@ -64,7 +70,15 @@ export async function lookUpSnapshot(
   });
   if (decision.action === "restore") {
     if (decision.isRemeasure) context.step("looking-up", "measuring the warm start again");
-    return { step: "restoring", session, cache, entry: decision.entry, isLazy: decision.isLazy };
+    const isInputsUnchecked = found.hit && found.isInputsUnchecked;
+    const { entry, isLazy } = decision;
+    return { step: "restoring", session, cache, entry, isLazy, isInputsUnchecked, ...unfitOf(state) };
+  }
+  // Not restored after all (the never-slower rule, a port taken): a cold start in place of an
+  // entry whose inputs changed is a miss that wants a snapshot, so they are checked first.
+  if (found.hit && found.isInputsUnchecked) {
+    const unfit = await checkInputs(found.entry, cache.hashes);
+    if (unfit !== undefined) return lookPast(state, found.entry, unfit);
   }
   if (decision.isEvicted && !found.hit && found.reason !== "missing") cache.store.evict(found.key);
   else if (decision.isEvicted && found.hit) cache.store.evict(found.entry.manifest.key);
@@ -92,7 +106,8 @@ export async function restoreSnapshot(
   );
   const notify = await listenForRestoredNotify(context, session);
   const oldNotifySocket = redirectableNotifySocket(cache, entry);
-  const warm = await startWarm({
+  const { isInputsUnchecked } = state;
+  const restoring = startWarm({
     criuPath: cache.criuPath,
     entry,
     workDir: session.runtime.path,
@@ -100,7 +115,8 @@ export async function restoreSnapshot(
     sinks: opts.sinks,
     isDetached: opts.isDetached,
     isLazy: state.isLazy,
-    isLeftStopped: opts.isLeftStopped,
+    // Unchecked inputs: the app must not run before they are known to hold.
+    isLeftStopped: opts.isLeftStopped || isInputsUnchecked,
     env: opts.env,
     timeoutMs: opts.restoreTimeoutMs,
     ...(opts.signal ? { signal: opts.signal } : {}),
@@ -110,6 +126,11 @@ export async function restoreSnapshot(
         }
       : {}),
   });
+  // startWarm has spawned CRIU by its first await (after the lazy-pages daemon's start, when
+  // lazy): the stat of every input runs on this thread while CRIU restores beside it, so
+  // 2,000 inputs cost the warm path nothing that the restore does not take longer for.
+  const unfit = isInputsUnchecked ? await checkInputsTimed(context, cache, entry) : undefined;
+  const warm = await restoring;
   const imagesDir = join(session.runtime.path, "images");
   const imagesOwned = context.resources.own("staged images", () =>
     rmSync(imagesDir, { recursive: true, force: true }),
@@ -118,6 +139,8 @@ export async function restoreSnapshot(
     await imagesOwned.release();
     await notify?.close();
     context.throwIfAborted();
+    // The inputs changed: that, not the restore, is what this entry's miss is about.
+    if (unfit !== undefined) return lookPast(state, state.entry, unfit);
     const failure = decideAfterRestoreFailure(warm.errors, warm.logPath);
     // Kept state (serve --keep-state) is not the cache's entry: nothing of the cache to evict.
     return fallBackCold(
@@ -129,11 +152,68 @@ export async function restoreSnapshot(
     );
   }
   const restored: RestoredApp = { ...warm, imagesOwned, notify };
+  if (unfit !== undefined) return discardRestored(context, state, restored, unfit, logPath);
   if (opts.isLeftStopped) {
     context.step("stopped", `pid ${warm.app.pid}`);
     return { step: "stopped", session, cache, entry, restored };
   }
+  if (isInputsUnchecked) return { step: "resuming", session, cache, entry, restored };
   return { step: "checking-ready", session, cache, entry, restored };
+}
+
+async function checkInputsTimed(
+  context: LaunchContext,
+  cache: UsableCache,
+  entry: CacheEntry,
+): Promise<string | undefined> {
+  const startedAtMs = performance.now();
+  const unfit = await checkInputs(entry, cache.hashes);
+  // Inputs re-hashed after a touch cost the next launch a re-hash if this is lost.
+  void cache.hashes.save();
+  const inputs = entry.manifest.discovered.files.length;
+  const ms = (performance.now() - startedAtMs).toFixed(1);
+  context.step(
+    "restoring",
+    `${inputs} inputs ${unfit === undefined ? "unchanged" : "checked"} in ${ms} ms, during the restore`,
+  );
+  return unfit;
+}
+
+/** A restore whose inputs turned out changed: it never ran; the lookup goes on past it. */
+async function discardRestored(
+  context: LaunchContext,
+  state: State<"restoring">,
+  restored: RestoredApp,
+  unfit: string,
+  logPath: string,
+): Promise<LaunchState> {
+  // Stopped since CRIU made it: killing it ends a process that never ran a line again. A
+  // client that connected to its listening sockets meanwhile is reset, where it would have
+  // been refused had the lookup been done first; the cold start follows at once.
+  restored.app.kill("SIGKILL");
+  await restored.app.exited;
+  await restored.imagesReleased;
+  await restored.imagesOwned.release();
+  await restored.notify?.close();
+  rmSync(logPath, { force: true });
+  context.throwIfAborted();
+  return lookPast(state, state.entry, unfit);
+}
+
+function unfitOf(state: { readonly unfit?: UnfitEntries }): { unfit?: UnfitEntries } {
+  return state.unfit ? { unfit: state.unfit } : {};
+}
+
+/** The lookup again, past an entry whose inputs changed (`unfit` says how). */
+function lookPast(state: State<"looking-up" | "restoring">, entry: CacheEntry, unfit: string): LaunchState {
+  const { session, cache } = state;
+  const keys = new Set([...(state.unfit?.keys ?? []), entry.manifest.key]);
+  return {
+    step: "looking-up",
+    session,
+    cache,
+    unfit: { keys, explanation: state.unfit?.explanation ?? unfit },
+  };
 }
 
 /** resuming: a restore left stopped runs from here; the after-restore work follows. */

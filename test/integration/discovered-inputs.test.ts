@@ -3,7 +3,7 @@
 // a `touch`, a log the app appends to and a file it rewrites at startup do not.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { appendFileSync, copyFileSync, mkdirSync, utimesSync, writeFileSync } from "node:fs";
+import { appendFileSync, copyFileSync, mkdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import {
@@ -176,6 +176,43 @@ describe("discovered inputs", () => {
       db: "nearer",
     });
     await assertWarm(nested, { ...expected, db: "nearer" });
+  });
+
+  test("a snapshot whose inputs changed is checked during its restore and never runs: the old code does nothing", async () => {
+    // The inputs are checked while CRIU restores, the copy left stopped until they hold. Any
+    // moment the old copy ran would show: its 1 ms timer, overdue after the restore, would
+    // log "v1". Without the runtime nothing else holds it back.
+    const dir = makeTempDir("warmstart-inputs-stopped-");
+    const ticks = join(dir, "ticks.log");
+    const server = (version: string) =>
+      `const fs = require("node:fs");
+const version = require("./version.cjs");
+setTimeout(() => {
+  require("node:http").createServer((q, s) => s.end(JSON.stringify({ version }))).listen(Number(process.env.PORT), "127.0.0.1");
+  setInterval(() => fs.appendFileSync(${JSON.stringify(ticks)}, version + "\\n"), 1);
+}, 600);
+// ${version}
+`;
+    writeFileSync(join(dir, "server.cjs"), server("a"));
+    writeFileSync(join(dir, "version.cjs"), 'module.exports = "v1";\n');
+    const app: App = {
+      dir,
+      ...newCache(),
+      port: await freePort(),
+      command: ["node", join(dir, "server.cjs")],
+      env: {},
+      extra: ["--no-runtime"],
+    };
+    await assertColdBecause(app, /miss: no snapshot of this command yet/, { version: "v1" });
+    const warm = await launchOnce(app);
+    assert.equal(warm.mode, "warm", warm.stderr);
+    assert.match(warm.stderr, /inputs unchanged in [\d.]+ ms, during the restore/);
+    writeFileSync(join(dir, "version.cjs"), 'module.exports = "v2";\n');
+    const before = readFileSync(ticks, "utf8").length;
+    await assertColdBecause(app, /miss: \S+\/version\.cjs changed/, { version: "v2" });
+    const since = readFileSync(ticks, "utf8").slice(before).split("\n").filter(Boolean);
+    assert.ok(since.length > 0, "the new copy ticks");
+    assert.deepEqual(new Set(since), new Set(["v2"]), "the stale copy ran");
   });
 
   test("--watch watches the discovered inputs: an edit removes the stale snapshot", async () => {
