@@ -1,4 +1,5 @@
 import type { ChildProcess } from "node:child_process";
+import { Readable, Writable } from "node:stream";
 import { exitCodeOfSignal, type OwnedProcess } from "../exec/owned-process.js";
 import { LineBuffer } from "../readiness/output-lines.js";
 
@@ -33,6 +34,14 @@ export function controlStreamsOf(child: ChildProcess, downIndex: number): Contro
   const down = child.stdio[downIndex];
   const up = child.stdio[downIndex + 1];
   if (!down || !up || !("write" in down) || !("read" in up)) return undefined;
+  return ownControlStreams(child, { down, up });
+}
+
+/** The launcher's ends of the app's control pipes, closed when `child` exits. */
+export function ownControlStreams(
+  child: ChildProcess,
+  { down, up }: { readonly down: Writable; readonly up: Readable },
+): ControlStreams {
   // Writes to a relay that died with the app must not crash the launcher.
   down.on("error", () => {});
   // The relays end when their sockets do: the child's "close" (and so `exited`) waits for them.
@@ -70,22 +79,39 @@ export function exitFromStatus(code: number | null, signal: NodeJS.Signals | nul
   return { exitCode: signal ? exitCodeOfSignal(signal) : 128, signal };
 }
 
+/** The launcher's ends of the app's stdin, stdout and stderr (null: not the launcher's). */
+export interface AppStdio {
+  readonly stdin: Writable | null;
+  readonly stdout: Readable | null;
+  readonly stderr: Readable | null;
+}
+
+/** The app's stdio as the child was spawned with them at stdio[first], [first + 1], [first + 2]. */
+export function stdioOf(child: ChildProcess, first = 0): AppStdio {
+  const [stdin, stdout, stderr] = child.stdio.slice(first, first + 3);
+  return {
+    stdin: stdin instanceof Writable ? stdin : null,
+    stdout: stdout instanceof Readable ? stdout : null,
+    stderr: stderr instanceof Readable ? stderr : null,
+  };
+}
+
 /**
  * Streams the app's output to the sinks line by line (so stdout and stderr lines never
  * interleave mid-line) and keeps the recent lines for log probes and error messages.
  */
 export function forwardOutput(
-  child: ChildProcess,
+  streams: Pick<AppStdio, "stdout" | "stderr">,
   sinks: OutputSinks,
 ): { stdout: LineBuffer; stderr: LineBuffer } {
   const stdout = new LineBuffer({ maxRecent: 50 });
   const stderr = new LineBuffer({ maxRecent: 50 });
   stdout.onLine((line) => sinks.stdout.write(`${line}\n`));
   stderr.onLine((line) => sinks.stderr.write(`${line}\n`));
-  child.stdout?.on("data", (chunk: Buffer) => stdout.push(chunk));
-  child.stderr?.on("data", (chunk: Buffer) => stderr.push(chunk));
-  child.stdout?.on("end", () => stdout.flush());
-  child.stderr?.on("end", () => stderr.flush());
+  streams.stdout?.on("data", (chunk: Buffer) => stdout.push(chunk));
+  streams.stderr?.on("data", (chunk: Buffer) => stderr.push(chunk));
+  streams.stdout?.on("end", () => stdout.flush());
+  streams.stderr?.on("end", () => stderr.flush());
   return { stdout, stderr };
 }
 
@@ -96,19 +122,32 @@ export function toAppProcess(
   sinks: OutputSinks,
   target: { readonly pid: number; readonly kill: (signal: NodeJS.Signals) => void } = owned,
   control?: ControlStreams,
+  stdio: AppStdio = stdioOf(owned.child),
 ): AppProcess {
-  const output = forwardOutput(owned.child, sinks);
+  const output = forwardOutput(stdio, sinks);
   // A closed stdin is normal for services; the app must not die of EPIPE on our side.
-  owned.child.stdin?.on("error", () => {});
+  stdio.stdin?.on("error", () => {});
+  // Pipes the launcher made itself are not the child's: its "close" does not wait for them,
+  // and the app's last lines must be out before its exit is reported.
+  const outputClosed = Promise.all([stdio.stdout, stdio.stderr].map(whenClosed));
   return {
     pid: target.pid,
     ...output,
-    exited: owned.exited.then((exit) => exitFromStatus(exit.code, exit.signal)),
+    exited: owned.exited.then(async (exit) => {
+      await outputClosed;
+      return exitFromStatus(exit.code, exit.signal);
+    }),
     hasExited: () => owned.hasExited(),
-    stdin: owned.child.stdin,
+    stdin: stdio.stdin,
     ...(control ? { control } : {}),
     kill: (signal) => {
       if (!owned.hasExited()) target.kill(signal);
     },
   };
+}
+
+function whenClosed(stream: Readable | null): Promise<void> {
+  if (!stream || stream.closed || stream.destroyed) return Promise.resolve();
+  stream.on("error", () => {});
+  return new Promise((resolve) => stream.once("close", () => resolve()));
 }

@@ -12,6 +12,10 @@ import { CONTROL_FDS } from "../runtime/protocol.js";
  *
  * The loop closes every other inherited fd, so nothing of the launcher leaks into the app
  * (and into its image). `exec` keeps the PID: the app is our direct child.
+ *
+ * Restores do without it unless detached: the launcher makes their pipes itself
+ * (src/exec/pipes.ts), since five relay processes started while CRIU restores cost ~20 ms
+ * of a warm launch.
  */
 const RELAY_AND_CLOSE = (keep: string) =>
   `for f in /proc/$$/fd/*; do n=\${f##*/}; case $n in ${keep}) ;; *) eval "exec $n>&-" ;; esac; done`;
@@ -126,21 +130,21 @@ export function gatedCommand(command: CommandLine, gateFd: number): CommandLine 
 }
 
 /**
- * Restore: fd 4-6 become pipes relayed to our fd 0-2 and are given to the restored app with
- * --inherit-fd; CRIU's own stdout and stderr go to fd 3 of the wrapper (the control channel
- * where the reaper announces the resume and CRIU prints its fatal errors). With the runtime's
- * control channel, fd 7 and 8 become its pipes, relayed to our fd 4 and 5.
+ * A detached restore: the app outlives warmstart and writes where warmstart's stdout and
+ * stderr go, but not through those fds themselves: CRIU reopens an inherited pipe through
+ * /proc/self/fd, and a file reopened so loses O_APPEND and starts at offset 0 (the app
+ * would write over what is there). So fd 5 and 6 are pipes relayed to fd 1 and 2 by cats
+ * that outlive warmstart; fd 4 (stdin) is /dev/null; CRIU's output goes to fd 3, the channel
+ * where the reaper announces the resume. fd 7 and 8, the runtime's control pipes, come made.
  */
-export function restoreWrapper(hasControl: boolean): string {
-  // The control pipes first: they are made from fds 4 and 5, which stdio then reuses.
-  const control = hasControl ? controlPipes(RESTORE_CONTROL_FDS.down, RESTORE_CONTROL_FDS.up, 4, 5) : "";
+export function detachedRestoreWrapper(): string {
   return [
-    `exec${control} 4< <(${relay("<&0")}) 5> >(${relay("<&0")}) 6> >(${relay("<&0 >&2")}) 0</dev/null 1>&3 2>&3`,
-    RELAY_AND_CLOSE(hasControl ? "0|1|2|4|5|6|7|8" : "0|1|2|4|5|6"),
+    `exec 4</dev/null 5> >(${relay("<&0")}) 6> >(${relay("<&0 >&2")}) 0</dev/null 1>&3 2>&3`,
+    RELAY_AND_CLOSE("0|1|2|4|5|6|7|8"),
   ].join("\n");
 }
 
-/** The fds of the restoring process that replace the app's stdin, stdout, stderr. */
+/** The fds of the restoring process that replace the app's stdin, stdout, stderr (--inherit-fd). */
 export const RESTORE_STDIO_FDS = [4, 5, 6] as const;
 
 /** The fds of the restoring process that replace the app's control pipes (down, up). */
@@ -151,18 +155,31 @@ export const RESUMED_MARKER = "warmstart:resumed";
 /**
  * CRIU execs this in its own place once the restored tree runs (--exec-cmd), so it is PID 1
  * of the new namespace and the app's parent. CRIU itself would reap the app and exit 0,
- * losing its exit status; this waits for the app (its PID inside the namespace is the
+ * losing its exit status; this waits for the app (its PID inside the namespace is the first
  * argument), exits with the app's code (128+n for a signal), and announces the resume on
  * stdout. Exiting as PID 1 ends whatever else still runs in the namespace. perl-base is
  * Essential on Debian and starts in ~2 ms.
+ *
+ * With a second argument "1" it also exits when its stdout, warmstart's channel, reads EOF:
+ * warmstart is gone. The parent-death signals of the chain cannot promise that: killed just
+ * after unshare forks and before the child sets its own, the namespace would outlive
+ * warmstart, its app running (or stopped, never resumed) with its ports taken. A SIGCHLD
+ * wakes the wait through a pipe of its own.
  */
 export const REAPER_SCRIPT = [
   "$| = 1;",
-  "my $app = shift;",
+  "my ($app, $watch) = @ARGV;",
   `print "${RESUMED_MARKER}\\n";`,
-  "while ((my $pid = wait) > 0) {",
-  "  next unless $pid == $app;",
-  "  exit(($? & 127) ? 128 + ($? & 127) : $? >> 8);",
+  "sub code { ($? & 127) ? 128 + ($? & 127) : $? >> 8 }",
+  'open(my $launcher, "<&=", 1) or $watch = 0;',
+  "if (!$watch) { while ((my $pid = wait) > 0) { exit(code()) if $pid == $app } exit 0 }",
+  "pipe(my $wake, my $waker);",
+  '$SIG{CHLD} = sub { syswrite($waker, "c") };',
+  "while (1) {",
+  "  while ((my $pid = waitpid(-1, 1)) > 0) { exit(code()) if $pid == $app }",
+  "  my $in = ''; vec($in, fileno($launcher), 1) = 1; vec($in, fileno($wake), 1) = 1;",
+  "  next if select(my $ready = $in, undef, undef, undef) <= 0;",
+  "  sysread($wake, my $woken, 64) if vec($ready, fileno($wake), 1);",
+  "  if (vec($ready, fileno($launcher), 1)) { my $n = sysread($launcher, my $sent, 64); exit 137 if defined $n && $n == 0 }",
   "}",
-  "exit 0;",
 ].join(" ");

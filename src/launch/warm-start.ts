@@ -1,6 +1,8 @@
-import { linkSync, mkdirSync, readFileSync } from "node:fs";
+import type { StdioOptions } from "node:child_process";
+import { closeSync, linkSync, mkdirSync, readFileSync } from "node:fs";
+import { Socket } from "node:net";
 import { join } from "node:path";
-import { Readable } from "node:stream";
+import { Readable, type Writable } from "node:stream";
 import type { CacheEntry } from "../cache/entry-store.js";
 import { readCriuErrors } from "../criu/criu-log.js";
 import {
@@ -12,21 +14,23 @@ import {
   withNotifySocketAt,
 } from "../exec/command-lines.js";
 import { spawnOwned } from "../exec/owned-process.js";
+import { makePipe } from "../exec/pipes.js";
 import {
   type AppProcess,
-  controlStreamsOf,
+  type AppStdio,
   type OutputSinks,
+  ownControlStreams,
   signalAppGroup,
   toAppProcess,
 } from "./app-process.js";
 import { type LazyPagesDaemon, startLazyPagesDaemon } from "./lazy-pages.js";
 import {
   bashWrapper,
+  detachedRestoreWrapper,
   REAPER_SCRIPT,
   RESTORE_CONTROL_FDS,
   RESTORE_STDIO_FDS,
   RESUMED_MARKER,
-  restoreWrapper,
 } from "./pipe-wrapper.js";
 
 export interface WarmStartOptions {
@@ -77,7 +81,7 @@ type Failed = Extract<WarmStartOutcome, { restored: false }>;
  * Python start-up and its 1 s polling for the PID): the app gets its old PID inside the
  * namespace, so any number of restores run while the original PID is taken on the host.
  *
- *   warmstart ─ bash wrapper ⇒ setpriv ⇒ unshare ─ [sh: notify socket ⇒] criu restore ⇒ reaper (PID 1) ─ app
+ *   warmstart ─ setpriv ⇒ sh guard ⇒ unshare ─ [sh: notify socket ⇒] criu restore ⇒ reaper (PID 1) ─ app
  *   (─ parent of, ⇒ exec)
  */
 export async function startWarm(options: WarmStartOptions): Promise<WarmStartOutcome> {
@@ -119,7 +123,7 @@ export async function startWarm(options: WarmStartOptions): Promise<WarmStartOut
   };
 }
 
-/** The whole restore chain, from the wrapper that makes the pipes down to CRIU. */
+/** The restore chain below the launcher: setpriv's guard, unshare, CRIU, the reaper. */
 function restoreCommand(options: WarmStartOptions, imagesDir: string, isLazy: boolean): CommandLine {
   const { manifest } = options.entry;
   const criu = criuRestore(options.criuPath, {
@@ -135,12 +139,74 @@ function restoreCommand(options: WarmStartOptions, imagesDir: string, isLazy: bo
           ]
         : []),
     ],
-    execCommand: perlScript(REAPER_SCRIPT, [String(manifest.pid)]),
+    // Attached, the namespace ends with warmstart; detached, the app outlives it.
+    execCommand: perlScript(REAPER_SCRIPT, [String(manifest.pid), options.isDetached ? "0" : "1"]),
     isLazy,
     isLeftStopped: options.isLeftStopped,
   });
   const inNamespace = options.notifyRedirect ? withNotifySocketAt(options.notifyRedirect, criu) : criu;
   return dieWithParentUnless(options.isDetached, inNewPidNamespace(!options.isDetached, inNamespace));
+}
+
+/** How the restore chain is spawned, and the launcher's ends of the app's pipes. */
+interface RestoreSpawn {
+  readonly command: CommandLine;
+  readonly env: NodeJS.ProcessEnv;
+  /** The app's pipes at RESTORE_STDIO_FDS and RESTORE_CONTROL_FDS (--inherit-fd). */
+  readonly stdio: StdioOptions;
+  /** Where CRIU's output and the reaper's resume marker arrive. */
+  readonly channels: readonly number[];
+  readonly app: AppStdio;
+  readonly control: { readonly down: Writable; readonly up: Readable } | undefined;
+  /** The chain's ends of pipes made here, closed here once it has them. */
+  readonly childEnds: readonly number[];
+}
+
+/**
+ * Real pipes made by the launcher (src/exec/pipes.ts): no relay process between the app and
+ * the launcher, and a restored copy checkpointed again (serve --keep-state) still has pipes
+ * for stdio. fd 0 is /dev/null, 1 and 2 the channel. A detached app's output is relayed
+ * by a bash wrapper instead (detachedRestoreWrapper says why).
+ */
+function restoreSpawn(options: WarmStartOptions, command: CommandLine, hasControl: boolean): RestoreSpawn {
+  const childEnds: number[] = [];
+  const toChild = () => {
+    const pipe = makePipe();
+    childEnds.push(pipe.read);
+    return { childFd: pipe.read, ours: new Socket({ fd: pipe.write, readable: false, writable: true }) };
+  };
+  const fromChild = () => {
+    const pipe = makePipe();
+    childEnds.push(pipe.write);
+    return { childFd: pipe.write, ours: new Socket({ fd: pipe.read, readable: true, writable: false }) };
+  };
+  const down = hasControl ? toChild() : undefined;
+  const up = hasControl ? fromChild() : undefined;
+  const control = down && up ? { down: down.ours, up: up.ours } : undefined;
+  const controlFds = down && up ? [down.childFd, up.childFd] : [];
+  if (options.isDetached) {
+    const wrapper = bashWrapper(detachedRestoreWrapper(), command, options.env);
+    return {
+      ...wrapper,
+      stdio: ["ignore", "inherit", "inherit", "pipe", "ignore", "ignore", "ignore", ...controlFds],
+      channels: [3],
+      app: { stdin: null, stdout: null, stderr: null },
+      control,
+      childEnds,
+    };
+  }
+  const stdin = toChild();
+  const stdout = fromChild();
+  const stderr = fromChild();
+  return {
+    command,
+    env: options.env,
+    stdio: ["ignore", "pipe", "pipe", "ignore", stdin.childFd, stdout.childFd, stderr.childFd, ...controlFds],
+    channels: [1, 2],
+    app: { stdin: stdin.ours, stdout: stdout.ours, stderr: stderr.ours },
+    control,
+    childEnds,
+  };
 }
 
 async function restore(
@@ -149,31 +215,25 @@ async function restore(
   isLazy: boolean,
 ): Promise<{ restored: true; app: AppProcess } | Failed> {
   const hasControl = options.entry.manifest.runtime !== undefined;
-  const wrapper = bashWrapper(
-    restoreWrapper(hasControl),
-    restoreCommand(options, imagesDir, isLazy),
-    options.env,
-  );
-  const owned = spawnOwned(wrapper.command, {
-    env: wrapper.env,
+  const spawned = restoreSpawn(options, restoreCommand(options, imagesDir, isLazy), hasControl);
+  const owned = spawnOwned(spawned.command, {
+    env: spawned.env,
     isSessionLeader: true,
     isKilledAtExit: !options.isDetached,
-    stdio: [
-      ...(options.isDetached
-        ? (["ignore", "inherit", "inherit"] as const)
-        : (["pipe", "pipe", "pipe"] as const)),
-      "pipe",
-      ...(hasControl ? (["pipe", "pipe"] as const) : []),
-    ],
+    stdio: spawned.stdio,
   });
-  // Taken at once: a restore that fails must release them too, or their relays keep us alive.
-  const controlStreams = hasControl ? controlStreamsOf(owned.child, 4) : undefined;
-  const control = owned.child.stdio[3];
-  const resumed = await waitForResume(control instanceof Readable ? control : null, owned.exited, options);
+  for (const fd of spawned.childEnds) closeSync(fd);
+  // Taken at once: a restore that fails must close them too.
+  const controlStreams = spawned.control ? ownControlStreams(owned.child, spawned.control) : undefined;
+  const channels = spawned.channels
+    .map((index) => owned.child.stdio[index])
+    .filter((stream): stream is Readable => stream instanceof Readable);
+  const resumed = await waitForResume(channels, owned.exited, options);
   const { manifest } = options.entry;
   const pid = resumed.isResumed ? findRestoredPid(owned.pid, manifest.pid) : undefined;
   if (pid === undefined) {
     await owned.stop("SIGKILL");
+    for (const stream of [spawned.app.stdin, spawned.app.stdout, spawned.app.stderr]) stream?.destroy();
     const why = resumed.isResumed
       ? "the restored process was not found under the new PID namespace"
       : resumed.isTimedOut
@@ -191,7 +251,10 @@ async function restore(
     };
   }
   const kill = (signal: NodeJS.Signals) => signalAppGroup(pid, signal);
-  return { restored: true, app: toAppProcess(owned, options.sinks, { pid, kill }, controlStreams) };
+  return {
+    restored: true,
+    app: toAppProcess(owned, options.sinks, { pid, kill }, controlStreams, spawned.app),
+  };
 }
 
 interface ResumeWait {
@@ -201,9 +264,9 @@ interface ResumeWait {
   readonly control: string;
 }
 
-/** The reaper announces the resume on the control channel; CRIU prints its fatal errors there. */
+/** The reaper announces the resume on the channels; CRIU prints its fatal errors there. */
 function waitForResume(
-  channel: Readable | null,
+  channels: readonly Readable[],
   exited: Promise<unknown>,
   { timeoutMs, signal }: { readonly timeoutMs: number; readonly signal?: AbortSignal },
 ): Promise<ResumeWait> {
@@ -219,10 +282,11 @@ function waitForResume(
     const timer = setTimeout(() => settle(false, true), timeoutMs);
     if (signal?.aborted) settle(false, false);
     signal?.addEventListener("abort", () => settle(false, false), { once: true });
-    channel?.on("data", (chunk: Buffer) => {
-      control += chunk.toString();
-      if (control.includes(RESUMED_MARKER)) settle(true, false);
-    });
+    for (const channel of channels)
+      channel.on("data", (chunk: Buffer) => {
+        control += chunk.toString();
+        if (control.includes(RESUMED_MARKER)) settle(true, false);
+      });
     void exited.then(() => settle(false, false));
   });
 }

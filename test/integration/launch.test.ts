@@ -486,7 +486,36 @@ describe("warmstart run: lifetime", () => {
           !execFileSync("ps", ["-eo", "args"], { encoding: "utf8" }).includes(fixture("ticker-server.cjs")),
         5000,
       );
-      assert.ok(isAppGone, "the restored app went with it");
+      assert.ok(isAppGone, `the restored app went with it: ${warm.stderr}`);
+    }
+  });
+
+  test("SIGKILL of warmstart as the restore starts leaves no restored app behind", async () => {
+    // The parent-death signals of the restore chain leave a gap (unshare killed between its
+    // fork and its child's own prctl); the reaper closes it by watching warmstart's channel.
+    const { cacheDir, reportFile } = newCache();
+    const port = await freePort();
+    const marker = `ticker-server.cjs ${port}`;
+    const args = runArgs(
+      cacheDir,
+      reportFile,
+      [`tcp:${port}`],
+      ["node", fixture("ticker-server.cjs"), String(port)],
+    );
+    const cold = new WarmstartRun(args, { PORT: String(port) });
+    await cold.waitFor(/snapshot saved/, "stderr");
+    await cold.stop();
+    const isAppRunning = () => execFileSync("ps", ["-eo", "args"], { encoding: "utf8" }).includes(marker);
+    for (const delayMs of [0, 1, 2, 3, 5, 8, 12, 16, 20, 25]) {
+      const warm = new WarmstartRun(args, { PORT: String(port) });
+      await warm.waitFor(/restoring the snapshot/, "stderr");
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+      warm.child.kill("SIGKILL");
+      await warm.exited;
+      assert.ok(
+        await waitUntil(() => !isAppRunning(), 5000),
+        `a restored app outlived warmstart killed ${delayMs} ms into the restore:\n${warm.stderr}`,
+      );
     }
   });
 
@@ -532,9 +561,22 @@ describe("warmstart run: lifetime", () => {
     process.kill(cold.pid, "SIGKILL");
     await waitUntil(() => !isAlive(cold.pid), 5000);
 
+    const printedBefore = readFileSync(outFile, "utf8");
     const warm = await detached();
     assert.equal(warm.mode, "warm");
     assert.ok(isAlive(warm.pid));
+    // The restored copy prints on, after what is there: appended, not written over it.
+    assert.ok(
+      await waitUntil(
+        () => (readFileSync(outFile, "utf8").slice(printedBefore.length).match(/^tick/gm) ?? []).length > 2,
+        5000,
+      ),
+      "the restored copy's output goes on after the file's end",
+    );
+    assert.ok(
+      readFileSync(outFile, "utf8").startsWith(printedBefore),
+      "the restored copy wrote over the file",
+    );
     const answer = await getJson(`http://127.0.0.1:${port}/`);
     assert.equal(typeof answer.bootId, "string");
     process.kill(warm.pid, "SIGKILL");
