@@ -4,11 +4,12 @@
 // fixed costs of a warm launch. Writes bench/results/latest.{json,md} and ttfr.svg
 // (--quick: quick.*, gitignored).
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { renderChart } from "./chart.js";
+import { formatWithBiome } from "./format-results.js";
 import { measureInProcess } from "./in-process.js";
 import { describeMachine } from "./machine.js";
 import {
@@ -246,13 +247,6 @@ function describeRevision(): string | null {
 function writeOutput(path: string, text: string): string {
   writeFileSync(path, text);
   return path;
-}
-
-/** The results are committed, and `npm test` runs `biome check .`: leave them as biome formats them. */
-function formatWithBiome(paths: readonly string[]): void {
-  const biome = join(ROOT, "node_modules/.bin/biome");
-  if (!existsSync(biome)) return;
-  spawnSync(biome, ["format", "--write", ...paths], { cwd: ROOT, stdio: "ignore", timeout: 60_000 });
 }
 
 function log(text: string): void {

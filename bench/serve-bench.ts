@@ -19,6 +19,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import autocannon from "autocannon";
 import { IMAGE_FORMAT_VERSION } from "../src/cache/key.js";
+import { formatWithBiome } from "./format-results.js";
 import { describeMachine } from "./machine.js";
 import { findFreePort, waitForPortFree } from "./ports.js";
 import { measureRawRestore } from "./raw-criu.js";
@@ -385,7 +386,9 @@ async function main(): Promise<void> {
   if (!values["skip-burst"]) for (const workload of workloads) bursts.push(await measureBurst(workload));
   const results = { machine, runs: RUNS, first, steady, bursts };
   mkdirSync(join(ROOT, "bench/results"), { recursive: true });
-  writeFileSync(join(ROOT, "bench/results/serve-latest.json"), `${JSON.stringify(results, null, 2)}\n`);
+  const resultsPath = join(ROOT, "bench/results/serve-latest.json");
+  writeFileSync(resultsPath, `${JSON.stringify(results, null, 2)}\n`);
+  formatWithBiome([resultsPath]);
   const out: string[] = [
     `Machine: ${machine.cpuModel}, ${machine.nproc} CPUs, load ${machine.loadAverage}, ${machine.date}`,
   ];
