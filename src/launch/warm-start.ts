@@ -170,43 +170,63 @@ interface RestoreSpawn {
  */
 function restoreSpawn(options: WarmStartOptions, command: CommandLine, hasControl: boolean): RestoreSpawn {
   const childEnds: number[] = [];
+  const ours: Socket[] = [];
+  const made = (childFd: number, socket: Socket) => {
+    childEnds.push(childFd);
+    ours.push(socket);
+    return { childFd, ours: socket };
+  };
   const toChild = () => {
     const pipe = makePipe();
-    childEnds.push(pipe.read);
-    return { childFd: pipe.read, ours: new Socket({ fd: pipe.write, readable: false, writable: true }) };
+    return made(pipe.read, new Socket({ fd: pipe.write, readable: false, writable: true }));
   };
   const fromChild = () => {
     const pipe = makePipe();
-    childEnds.push(pipe.write);
-    return { childFd: pipe.write, ours: new Socket({ fd: pipe.read, readable: true, writable: false }) };
+    return made(pipe.write, new Socket({ fd: pipe.read, readable: true, writable: false }));
   };
-  const down = hasControl ? toChild() : undefined;
-  const up = hasControl ? fromChild() : undefined;
-  const control = down && up ? { down: down.ours, up: up.ours } : undefined;
-  const controlFds = down && up ? [down.childFd, up.childFd] : [];
-  if (options.isDetached) {
-    const wrapper = bashWrapper(detachedRestoreWrapper(), command, options.env);
+  try {
+    const down = hasControl ? toChild() : undefined;
+    const up = hasControl ? fromChild() : undefined;
+    const control = down && up ? { down: down.ours, up: up.ours } : undefined;
+    const controlFds = down && up ? [down.childFd, up.childFd] : [];
+    if (options.isDetached) {
+      const wrapper = bashWrapper(detachedRestoreWrapper(), command, options.env);
+      return {
+        ...wrapper,
+        stdio: ["ignore", "inherit", "inherit", "pipe", "ignore", "ignore", "ignore", ...controlFds],
+        channels: [3],
+        app: { stdin: null, stdout: null, stderr: null },
+        control,
+        childEnds,
+      };
+    }
+    const stdin = toChild();
+    const stdout = fromChild();
+    const stderr = fromChild();
     return {
-      ...wrapper,
-      stdio: ["ignore", "inherit", "inherit", "pipe", "ignore", "ignore", "ignore", ...controlFds],
-      channels: [3],
-      app: { stdin: null, stdout: null, stderr: null },
+      command,
+      env: options.env,
+      stdio: [
+        "ignore",
+        "pipe",
+        "pipe",
+        "ignore",
+        stdin.childFd,
+        stdout.childFd,
+        stderr.childFd,
+        ...controlFds,
+      ],
+      channels: [1, 2],
+      app: { stdin: stdin.ours, stdout: stdout.ours, stderr: stderr.ours },
       control,
       childEnds,
     };
+  } catch (error) {
+    // Out of fds, or koffi cannot load: nothing made here may outlive the failed restore.
+    for (const fd of childEnds) closeSync(fd);
+    for (const socket of ours) socket.destroy();
+    throw error;
   }
-  const stdin = toChild();
-  const stdout = fromChild();
-  const stderr = fromChild();
-  return {
-    command,
-    env: options.env,
-    stdio: ["ignore", "pipe", "pipe", "ignore", stdin.childFd, stdout.childFd, stderr.childFd, ...controlFds],
-    channels: [1, 2],
-    app: { stdin: stdin.ours, stdout: stdout.ours, stderr: stderr.ours },
-    control,
-    childEnds,
-  };
 }
 
 async function restore(
@@ -215,7 +235,13 @@ async function restore(
   isLazy: boolean,
 ): Promise<{ restored: true; app: AppProcess } | Failed> {
   const hasControl = options.entry.manifest.runtime !== undefined;
-  const spawned = restoreSpawn(options, restoreCommand(options, imagesDir, isLazy), hasControl);
+  let spawned: RestoreSpawn;
+  try {
+    spawned = restoreSpawn(options, restoreCommand(options, imagesDir, isLazy), hasControl);
+  } catch (error) {
+    const message = `could not make the restored app's pipes: ${(error as Error).message}`;
+    return { restored: false, reason: "restore-failed", errors: [message], logPath: options.logPath };
+  }
   const owned = spawnOwned(spawned.command, {
     env: spawned.env,
     isSessionLeader: true,
@@ -233,7 +259,8 @@ async function restore(
   const pid = resumed.isResumed ? findRestoredPid(owned.pid, manifest.pid) : undefined;
   if (pid === undefined) {
     await owned.stop("SIGKILL");
-    for (const stream of [spawned.app.stdin, spawned.app.stdout, spawned.app.stderr]) stream?.destroy();
+    const { app, control } = spawned;
+    for (const stream of [app.stdin, app.stdout, app.stderr, control?.down, control?.up]) stream?.destroy();
     const why = resumed.isResumed
       ? "the restored process was not found under the new PID namespace"
       : resumed.isTimedOut
