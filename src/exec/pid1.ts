@@ -1,6 +1,6 @@
 import { accessSync, constants } from "node:fs";
-import { createRequire } from "node:module";
 import { delimiter, join } from "node:path";
+import { loadLibc } from "./libc.js";
 
 /**
  * As a container's entrypoint warmstart is PID 1: orphans of the app are handed to it, and
@@ -40,15 +40,14 @@ export function becomeInitIfPid1(): string | undefined {
   const perl = findInPath("perl");
   if (!perl) return "warmstart is PID 1 and cannot reap orphaned processes: perl was not found";
   try {
-    const koffi = createRequire(import.meta.url)("koffi") as typeof import("koffi");
-    const libc = koffi.load("libc.so.6");
+    const libc = loadLibc();
     const execve = libc.func("int execve(const char *path, const char **argv, const char **envp)");
     const fcntl = libc.func("int fcntl(int fd, int cmd, int arg)");
     // Node's stdio handles mark fds 0-2 close-on-exec and non-blocking: the init and
     // warmstart after it must get them as warmstart did.
     for (const fd of [0, 1, 2]) {
       fcntl(fd, F_SETFD, 0);
-      const flags = fcntl(fd, F_GETFL, 0);
+      const flags = fcntl(fd, F_GETFL, 0) as number;
       if (flags >= 0) fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
     }
     const argv = ["perl", "-e", INIT_SCRIPT, process.execPath, ...process.argv.slice(1), null];

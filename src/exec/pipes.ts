@@ -1,4 +1,4 @@
-import { createRequire } from "node:module";
+import { describeErrno, loadLibc } from "./libc.js";
 
 /** A pipe(2): two fds of this process, close-on-exec, blocking. */
 export interface PipeFds {
@@ -15,19 +15,14 @@ let pipe2: Pipe2 | undefined;
 /**
  * Real pipes, which Node cannot make (its "pipe" stdio are Unix socketpairs). CRIU needs
  * them where an app had a pipe: on restore it reopens an inherited pipe through
- * /proc/self/fd (pipes.c), which a socket refuses (ENXIO). Through koffi, loaded on first
- * use (~10 ms, less than the bash process substitutions and relay processes it replaces).
+ * /proc/self/fd (pipes.c), which a socket refuses (ENXIO). Through koffi (libc.ts: ~10 ms
+ * at first use, less than the bash process substitutions and relay processes it replaces).
  * Close-on-exec: a child gets the ends it is given as stdio only.
  */
 export function makePipe(): PipeFds {
-  pipe2 ??= loadPipe2();
+  pipe2 ??= loadLibc().func("int pipe2(_Out_ int *fds, int flags)") as Pipe2;
   const fds = [-1, -1];
-  if (pipe2(fds, O_CLOEXEC) !== 0) throw new Error("pipe2 failed (too many open files?)");
+  if (pipe2(fds, O_CLOEXEC) !== 0) throw new Error(`pipe2 failed: ${describeErrno(loadLibc())}`);
   const [read = -1, write = -1] = fds;
   return { read, write };
-}
-
-function loadPipe2(): Pipe2 {
-  const koffi = createRequire(import.meta.url)("koffi") as typeof import("koffi");
-  return koffi.load("libc.so.6").func("int pipe2(_Out_ int *fds, int flags)") as Pipe2;
 }

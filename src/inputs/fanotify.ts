@@ -1,9 +1,10 @@
 import { readSync } from "node:fs";
+import { describeErrno, loadLibc as loadLibcOnce } from "../exec/libc.js";
 
 // fanotify(7) through koffi (an FFI package with prebuilt binaries: no compiler at install).
 // Only the two calls libc has no Node equivalent for go through it; the events are read
 // with fs.readSync on the fanotify fd, and each event's fd is read and closed with fs.
-// Loaded with import() on the cold path only: a warm launch never pays for koffi.
+// Loaded on the cold path only (src/exec/libc.ts).
 
 const FAN_CLOEXEC = 0x1;
 const FAN_NONBLOCK = 0x2;
@@ -105,20 +106,15 @@ let loaded: LibcCalls | undefined;
 
 async function loadLibc(): Promise<LibcCalls> {
   if (loaded) return loaded;
-  const { default: koffi } = await import("koffi");
-  const libc = koffi.load("libc.so.6");
+  const libc = loadLibcOnce();
   const fanotifyInit = libc.func("int fanotify_init(unsigned int flags, unsigned int event_f_flags)");
   const fanotifyMark = libc.func(
     "int fanotify_mark(int fd, unsigned int flags, uint64_t mask, int dirfd, const char *path)",
   );
-  const strerror = libc.func("const char *strerror(int errnum)");
   loaded = {
     fanotifyInit: (flags, eventFlags) => fanotifyInit(flags, eventFlags) as number,
     fanotifyMark: (fd, flags, mask, dirfd, path) => fanotifyMark(fd, flags, mask, dirfd, path) as number,
-    errnoName: () => {
-      const errno = koffi.errno();
-      return `${strerror(errno) as string} (errno ${errno})`;
-    },
+    errnoName: () => describeErrno(libc),
   };
   return loaded;
 }

@@ -1,5 +1,5 @@
-import { createRequire } from "node:module";
 import { WarmstartError } from "../errors.js";
+import { type LibcFunction, loadLibc as loadLibcOnce } from "../exec/libc.js";
 import type { ListenAddress } from "./listen-address.js";
 import { explainPortInUseHere } from "./port-in-use.js";
 
@@ -9,28 +9,23 @@ import { explainPortInUseHere } from "./port-in-use.js";
 // listener's accept queue, to take a restored app's listening socket into its own hands
 // (pidfd_getfd), and to wait for a connection without accepting it (poll on a worker thread).
 
-type Native = (...args: unknown[]) => unknown;
-interface NativeAsync extends Native {
-  async(...args: unknown[]): void;
-}
-
 interface Libc {
-  readonly socket: Native;
-  readonly setsockopt: Native;
-  readonly getsockopt: Native;
-  readonly bind: Native;
-  readonly listen: Native;
-  readonly shutdown: Native;
-  readonly close: Native;
-  readonly getsockname: Native;
-  readonly syscall: Native;
-  readonly poll: NativeAsync;
-  readonly eventfd: Native;
-  readonly write: Native;
-  readonly read: Native;
-  readonly strerror: Native;
-  readonly fcntl: Native;
+  readonly socket: LibcFunction;
+  readonly setsockopt: LibcFunction;
+  readonly getsockopt: LibcFunction;
+  readonly bind: LibcFunction;
+  readonly listen: LibcFunction;
+  readonly shutdown: LibcFunction;
+  readonly close: LibcFunction;
+  readonly getsockname: LibcFunction;
+  readonly syscall: LibcFunction;
+  readonly poll: LibcFunction;
+  readonly eventfd: LibcFunction;
+  readonly write: LibcFunction;
+  readonly read: LibcFunction;
+  readonly fcntl: LibcFunction;
   readonly errno: () => number;
+  readonly strerror: (errno: number) => string;
 }
 
 const AF_INET = 2;
@@ -63,11 +58,7 @@ let libc: Libc | undefined;
 
 function loadLibc(): Libc {
   if (libc) return libc;
-  const koffi = createRequire(import.meta.url)("koffi") as {
-    load(name: string): { func(signature: string): NativeAsync };
-    errno(): number;
-  };
-  const lib = koffi.load("libc.so.6");
+  const lib = loadLibcOnce();
   libc = {
     socket: lib.func("int socket(int, int, int)"),
     setsockopt: lib.func("int setsockopt(int, int, int, _In_ int *, uint32_t)"),
@@ -82,9 +73,9 @@ function loadLibc(): Libc {
     eventfd: lib.func("int eventfd(unsigned int, int)"),
     write: lib.func("long write(int, _In_ uint8_t *, unsigned long)"),
     read: lib.func("long read(int, _Out_ uint8_t *, unsigned long)"),
-    strerror: lib.func("const char *strerror(int)"),
     fcntl: lib.func("int fcntl(int, int, int)"),
-    errno: () => koffi.errno(),
+    errno: lib.errno,
+    strerror: lib.strerror,
   };
   return libc;
 }
@@ -92,7 +83,7 @@ function loadLibc(): Libc {
 /** The last call's errno, in words ("Address already in use"). */
 function lastError(lib: Libc): { code: number; message: string } {
   const code = lib.errno();
-  return { code, message: String(lib.strerror(code)) };
+  return { code, message: lib.strerror(code) };
 }
 
 const EADDRINUSE = 98;
