@@ -19,7 +19,11 @@ export interface LaunchContext {
   readonly opts: ResolvedOptions;
   /** Everything the launch owns, released on one path (resource-stack.ts). */
   readonly resources: ResourceStack;
+  /** The launch's own time: a restore left stopped (serve's spare) does not count the wait
+   * for its resume, or every resumed spare would record a warm launch as slow as its wait. */
   elapsedMs(): number;
+  /** Takes `ms` (a wait that is not the launch's) out of elapsedMs from now on. */
+  skipElapsed(ms: number): void;
   /** Reports a step (`-v`). */
   step(name: LaunchStep, detail?: string): void;
   /** Reports why the launch is not warm. */

@@ -98,10 +98,14 @@ function toStoppedInstance(
   state: Extract<LaunchState, { step: "stopped" }>,
 ): StoppedInstance {
   const { app } = state.restored;
+  const stoppedAtMs = performance.now();
   return {
     pid: app.pid,
     exited: app.exited,
-    resume: () => settle(context, { ...state, step: "resuming" }),
+    resume: () => {
+      context.skipElapsed(performance.now() - stoppedAtMs);
+      return settle(context, { ...state, step: "resuming" });
+    },
     async discard() {
       app.kill("SIGKILL");
       await app.exited;
@@ -151,11 +155,15 @@ async function drive(context: LaunchContext, start: LaunchState): Promise<EndSta
 }
 
 function createContext(opts: LaunchContext["opts"]): LaunchContext {
-  const elapsedMs = () => Math.round(performance.now() - opts.startedAtMs);
+  let skippedMs = 0;
+  const elapsedMs = () => Math.round(performance.now() - opts.startedAtMs - skippedMs);
   return {
     opts,
     resources: new ResourceStack(),
     elapsedMs,
+    skipElapsed: (ms) => {
+      skippedMs += ms;
+    },
     step: (name: LaunchStep, detail?: string) =>
       opts.emit({ type: "step", step: name, atMs: elapsedMs(), ...(detail ? { detail } : {}) }),
     warn: (fallback: Fallback) => opts.emit({ type: "fallback", ...fallback }),

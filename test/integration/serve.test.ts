@@ -237,6 +237,25 @@ describe("warmstart serve", () => {
     await stopServe(serve);
   });
 
+  test("a spare's wait for its connection is not counted as its launch's time (the never-slower rule reads it)", async () => {
+    const { cacheDir } = newCache();
+    const port = await freePort();
+    await takeSnapshot(cacheDir, port);
+    const [key] = listEntries(cacheDir);
+    const statsPath = join(cacheDir, STORE_DIR, key ?? "", "stats.json");
+    const serve = startServe(cacheDir, port, ["--spare"]);
+    await serve.waitFor(/spare pid \d+ restored and stopped/, "stderr", 60_000);
+    const waitMs = 4_000;
+    await new Promise((resolve) => setTimeout(resolve, waitMs));
+    await get(port);
+    await serve.waitFor(/serving \(resumed/, "stderr");
+    await stopServe(serve);
+    const stats = JSON.parse(readFileSync(statsPath, "utf8")) as { warmSamplesMs: number[] };
+    const recorded = stats.warmSamplesMs.at(-1) ?? Number.NaN;
+    // Counted with the wait, three such launches made `run` start this app cold ("a warm
+    // start of this app was not faster").
+    assert.ok(recorded < waitMs, `the resumed spare recorded ${recorded} ms, its ${waitMs} ms wait included`);
+  });
   test("--max-instances 2 serves two copies at once when connections queue", async () => {
     const { cacheDir } = newCache();
     const port = await freePort();
