@@ -181,6 +181,12 @@ function renderServeEvent(
     case "spare-ready":
       if (isVerbose) say(`spare pid ${event.pid} restored and stopped`);
       return;
+    case "spare-faulted-in":
+      if (isVerbose)
+        say(
+          `spare pid ${event.pid}: its mapped files faulted in (${(event.bytes / 1048576).toFixed(0)} MiB in ${event.ms.toFixed(0)} ms)`,
+        );
+      return;
     case "start-failed":
       say(
         `warning: could not start an instance: ${event.message}; trying again in ${event.retryInMs / 1000} s`,

@@ -16,6 +16,7 @@ import type { LaunchEvent } from "../launch/launch-events.js";
 import { prewarm } from "../launch/prewarm.js";
 import { readTreeSocketInodes } from "../launch/proc-sockets.js";
 import { readConnections } from "./activity.js";
+import { faultInMappedFiles } from "./fault-in.js";
 import { enableConnectionMigration, Front, type FrontSocket } from "./front.js";
 import { type HeldListener, holdListeners, readHeldQueue, releaseListeners } from "./instance-sockets.js";
 import { type KeptState, keepInstanceState } from "./keep-state.js";
@@ -61,6 +62,8 @@ export type ServeEvent =
   /** An instance that ended on its own (crashed): the next connection restores another. */
   | { readonly type: "instance-exited"; readonly pid: number; readonly exitCode: number }
   | { readonly type: "spare-ready"; readonly pid: number }
+  /** The spare's mapped files are in its page tables: its resume does not fault them in. */
+  | { readonly type: "spare-faulted-in"; readonly pid: number; readonly bytes: number; readonly ms: number }
   | { readonly type: "start-failed"; readonly message: string; readonly retryInMs: number }
   | { readonly type: "draining" }
   /** The launch's own events (steps for -v, fallbacks, checkpoints). */
@@ -88,6 +91,8 @@ interface Instance {
 interface Spare {
   readonly stopped: StoppedInstance;
   readonly held: readonly HeldListener[];
+  /** Ends the fault-in of its mapped files (fault-in.ts) once it resumes or goes. */
+  readonly faultIn: AbortController;
 }
 
 /** How often queues are read (a syscall per listener) and, at most, how often idleness is judged. */
@@ -308,6 +313,7 @@ class Server {
     const spare = this.#spare;
     if (!spare) return;
     this.#spare = undefined;
+    spare.faultIn.abort();
     this.#starting += 1;
     try {
       const outcome = await spare.stopped.resume();
@@ -409,10 +415,13 @@ class Server {
         if (taken.missing.length > 0) throw elsewhere(taken.missing, taken.listening);
         return;
       }
-      const spare: Spare = { stopped, held: taken.held };
+      const spare: Spare = { stopped, held: taken.held, faultIn: new AbortController() };
       this.#spare = spare;
       void stopped.exited.then(() => this.#onSpareExit(spare));
       this.#emit({ type: "spare-ready", pid: stopped.pid });
+      void faultInMappedFiles(stopped.pid, spare.faultIn.signal).then((faulted) => {
+        if (faulted) this.#emit({ type: "spare-faulted-in", pid: stopped.pid, ...faulted });
+      });
       this.#writeStatus();
       this.#changed();
     } catch (error) {
@@ -427,6 +436,7 @@ class Server {
   async #onSpareExit(spare: Spare): Promise<void> {
     if (this.#spare !== spare) return;
     this.#spare = undefined;
+    spare.faultIn.abort();
     await this.#waiter.interrupt();
     if (this.#instances.length === 0 && !this.#isDraining) this.front.hold();
     releaseListeners(spare.held);
@@ -578,6 +588,7 @@ class Server {
     const spare = this.#spare;
     this.#spare = undefined;
     if (spare) {
+      spare.faultIn.abort();
       releaseListeners(spare.held);
       await spare.stopped.discard();
     }

@@ -116,6 +116,22 @@ async function serveOneInstance(): Promise<{ port: number; serve: WarmstartRun }
   return { port, serve };
 }
 
+/** Size and resident part of a process's file-backed mappings (/proc/<pid>/smaps). */
+function mappedFileMemory(pid: number): { sizeKiB: number; rssKiB: number } {
+  let isFile = false;
+  let sizeKiB = 0;
+  let rssKiB = 0;
+  for (const line of readFileSync(`/proc/${pid}/smaps`, "utf8").split("\n")) {
+    const mapping = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \d+\s*(.*)$/.exec(line);
+    if (mapping) isFile = (mapping[1] ?? "").startsWith("/");
+    const field = /^(Size|Rss):\s+(\d+) kB/.exec(line);
+    if (!isFile || !field) continue;
+    if (field[1] === "Size") sizeKiB += Number(field[2]);
+    else rssKiB += Number(field[2]);
+  }
+  return { sizeKiB, rssKiB };
+}
+
 async function stopServe(run: WarmstartRun): Promise<void> {
   const exit = await run.stop("SIGTERM");
   assert.deepEqual(exit, { code: 0, signal: null }, `serve did not drain cleanly:\n${run.stderr}`);
@@ -229,6 +245,14 @@ describe("warmstart serve", () => {
       readFileSync(`/proc/${sparePid}/status`, "utf8"),
       /^State:\s+T/m,
       "the spare is not stopped",
+    );
+    // While it waits, serve faults in the files it maps (its executable and libraries), so
+    // that its resume does not: their pages are in its page tables before it runs a line.
+    await serve.waitFor(new RegExp(`spare pid ${sparePid}: its mapped files faulted in`), "stderr");
+    const mapped = mappedFileMemory(sparePid);
+    assert.ok(
+      mapped.rssKiB >= 0.9 * mapped.sizeKiB,
+      `${mapped.rssKiB} KiB of the spare's ${mapped.sizeKiB} KiB of file mappings are mapped in`,
     );
     const answer = await get(port);
     assert.equal(answer.bootId, bootId);

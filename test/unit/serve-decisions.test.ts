@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { parseDurationMs } from "../../src/commands/serve.js";
 import { parseSsConnections } from "../../src/serve/activity.js";
+import { mappedFileRanges } from "../../src/serve/fault-in.js";
 import { formatListener, isAtAddress, parseListenAddress } from "../../src/serve/listen-address.js";
 import {
   decideScaleUp,
@@ -143,5 +144,25 @@ describe("serve's parsers", () => {
     assert.match(text, /^warmstart_serve_restore_latency_seconds_bucket\{le="0.01"\} 0$/m);
     assert.match(text, /^warmstart_serve_restore_latency_seconds_bucket\{le="0.025"\} 1$/m);
     assert.match(text, /^warmstart_serve_restore_latency_seconds_count 1$/m);
+  });
+});
+
+describe("mappedFileRanges", () => {
+  test("keeps the readable file-backed mappings, not anonymous memory, specials or unreadable ones", () => {
+    const maps = [
+      "00400000-00600000 r-xp 00000000 08:01 1234   /usr/bin/node",
+      "00600000-00601000 ---p 00200000 08:01 1234   /usr/bin/node",
+      "00601000-00602000 rw-p 00201000 08:01 1234   /usr/bin/node",
+      "01000000-02000000 rw-p 00000000 00:00 0      [heap]",
+      "7f0000000000-7f0000100000 rw-p 00000000 00:00 0 ",
+      "7f0000200000-7f0000210000 r--s 00000000 00:05 99   /memfd:shared (deleted)",
+      "7ffd00000000-7ffd00002000 r-xp 00000000 00:00 0      [vdso]",
+      "",
+    ].join("\n");
+    assert.deepEqual(mappedFileRanges(maps), [
+      [0x400000, 0x600000],
+      [0x601000, 0x602000],
+      [0x7f0000200000, 0x7f0000210000],
+    ]);
   });
 });
