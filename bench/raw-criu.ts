@@ -13,8 +13,10 @@ import {
   readFileSync,
   rmSync,
 } from "node:fs";
+import { request } from "node:http";
 import { join } from "node:path";
 import { criuLazyPages, criuRestore, inNewPidNamespace } from "../src/exec/command-lines.js";
+import { findRestoredPid } from "../src/launch/warm-start.js";
 import { liveChildren, measureTtfr, stop } from "./ttfr.js";
 
 /** What the harness needs of a cache entry (<cache>/v<format>/<key>/images + manifest.json). */
@@ -36,6 +38,45 @@ export interface RawRestoreOptions {
 
 const CRIU = process.env.WARMSTART_CRIU ?? "criu";
 
+/** A private copy of the entry's images (hard links) and the restore's log, in `scratchDir`. */
+function stageImages(options: RawRestoreOptions): { stage: string; imagesDir: string; logPath: string } {
+  // CRIU writes stats-restore into the images directory: restore from private hard links,
+  // never from the entry itself (what warmstart does too).
+  const stage = mkdtempSync(join(options.scratchDir, "raw-criu-"));
+  const imagesDir = join(stage, "images");
+  mkdirSync(imagesDir, { mode: 0o700 });
+  for (const name of readdirSync(options.entry.imagesDir)) {
+    linkSync(join(options.entry.imagesDir, name), join(imagesDir, name));
+  }
+  return { stage, imagesDir, logPath: join(stage, "restore.log") };
+}
+
+/**
+ * warmstart's restore command line (src/exec/command-lines.ts), minus its --exec-cmd reaper
+ * and its pipes: the same flags, the same kind of namespace. --kill-child: killing unshare
+ * kills CRIU, the namespace's PID 1, and with it the app. The app's stdio pipes become
+ * /dev/null through --inherit-fd at fds 4-6 (CRIU accepts any file there): no relay at all.
+ */
+function rawRestoreCommand(
+  options: RawRestoreOptions,
+  staged: { imagesDir: string; logPath: string },
+  isLeftStopped: boolean,
+): readonly string[] {
+  const stdioFds = [4, 5, 6];
+  return inNewPidNamespace(
+    true,
+    criuRestore(CRIU, {
+      imagesDir: staged.imagesDir,
+      logFile: staged.logPath,
+      logLevel: 2,
+      inheritFds: options.entry.stdio.map((resource, fd) => ({ fd: stdioFds[fd] ?? -1, resource })),
+      execCommand: [],
+      isLazy: options.isLazy,
+      isLeftStopped,
+    }),
+  );
+}
+
 /**
  * One restore, measured from its first spawn (the lazy-pages daemon, or unshare) to the app's
  * first 2xx; the namespace and the daemon are killed after.
@@ -43,41 +84,19 @@ const CRIU = process.env.WARMSTART_CRIU ?? "criu";
 export async function measureRawRestore(
   options: RawRestoreOptions,
 ): Promise<{ ttfrMs: number; body: Record<string, unknown> }> {
-  // CRIU writes stats-restore into the images directory: restore from private hard links,
-  // never from the entry itself (what warmstart does too).
-  const stage = mkdtempSync(join(options.scratchDir, "raw-criu-"));
-  const imagesDir = join(stage, "images");
-  const logPath = join(stage, "restore.log");
-  mkdirSync(imagesDir, { mode: 0o700 });
-  for (const name of readdirSync(options.entry.imagesDir)) {
-    linkSync(join(options.entry.imagesDir, name), join(imagesDir, name));
-  }
-  // The app's stdio pipes become /dev/null through --inherit-fd (CRIU accepts any file
-  // there): no relay processes at all, the cheapest restore CRIU can do. warmstart hands
-  // real pipes instead, through a bash wrapper; that cost is part of its overhead.
+  const staged = stageImages(options);
   const devNull = openSync("/dev/null", "r+");
-  const stdioFds = [4, 5, 6];
-  // warmstart's restore command line (src/exec/command-lines.ts), minus its --exec-cmd reaper
-  // and its bash wrapper: the same flags, the same kind of namespace. --kill-child: killing
-  // unshare kills CRIU, the namespace's PID 1, and with it the app.
-  const command = inNewPidNamespace(
-    true,
-    criuRestore(CRIU, {
-      imagesDir,
-      logFile: logPath,
-      logLevel: 2,
-      inheritFds: options.entry.stdio.map((resource, fd) => ({ fd: stdioFds[fd] ?? -1, resource })),
-      execCommand: [],
-      isLazy: options.isLazy,
-    }),
-  );
   const startedMs = performance.now();
   let daemon: ChildProcess | undefined;
   let child: ChildProcess | undefined;
   try {
     if (options.isLazy)
-      daemon = await startLazyPages(imagesDir, join(stage, "lazy-pages.log"), options.timeoutMs);
-    const run = await measureTtfr(command, options.url, {
+      daemon = await startLazyPages(
+        staged.imagesDir,
+        join(staged.stage, "lazy-pages.log"),
+        options.timeoutMs,
+      );
+    const run = await measureTtfr(rawRestoreCommand(options, staged, false), options.url, {
       startedMs,
       timeoutMs: options.timeoutMs,
       stdio: ["ignore", "ignore", "pipe", "ignore", devNull, devNull, devNull],
@@ -85,13 +104,88 @@ export async function measureRawRestore(
     child = run.child;
     return { ttfrMs: run.ttfrMs, body: run.body };
   } catch (error) {
-    throw new Error(`${(error as Error).message}\nrestore.log errors:\n${readLogErrors(logPath)}`);
+    throw new Error(`${(error as Error).message}\nrestore.log errors:\n${readLogErrors(staged.logPath)}`);
   } finally {
     closeSync(devNull);
     if (child) await stop(child, "SIGKILL");
     if (daemon) await stop(daemon, "SIGKILL");
-    rmSync(stage, { recursive: true, force: true });
+    rmSync(staged.stage, { recursive: true, force: true });
   }
+}
+
+/**
+ * The floor of serve's --spare: CRIU alone restores the image left stopped (the same flags);
+ * once it sits stopped, a client connects and the app gets SIGCONT at once. Measured from the
+ * connect to the answer: the app's own resume and its first request, no warmstart in the path
+ * (no runtime handshake either: the image's control pipe is gone, so its runtime reads
+ * "cancelled" and goes on unreseeded, which serve would never allow).
+ */
+export async function measureRawSpare(
+  options: RawRestoreOptions & { readonly dumpedPid: number },
+): Promise<number> {
+  const staged = stageImages(options);
+  const devNull = openSync("/dev/null", "r+");
+  let daemon: ChildProcess | undefined;
+  let child: ChildProcess | undefined;
+  try {
+    if (options.isLazy)
+      daemon = await startLazyPages(
+        staged.imagesDir,
+        join(staged.stage, "lazy-pages.log"),
+        options.timeoutMs,
+      );
+    const [file = "", ...args] = rawRestoreCommand(options, staged, true);
+    child = spawn(file, args, { stdio: ["ignore", "ignore", "ignore", "ignore", devNull, devNull, devNull] });
+    liveChildren.add(child);
+    const unshare = child;
+    child.once("exit", () => liveChildren.delete(unshare));
+    const pid = await waitForStoppedApp(unshare, options.dumpedPid, options.timeoutMs);
+    // As serve's spare: restored a while before its connection comes.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const startedMs = performance.now();
+    const answered = getOnce(options.url, options.timeoutMs);
+    process.kill(pid, "SIGCONT");
+    await answered;
+    return performance.now() - startedMs;
+  } catch (error) {
+    throw new Error(`${(error as Error).message}\nrestore.log errors:\n${readLogErrors(staged.logPath)}`);
+  } finally {
+    closeSync(devNull);
+    if (child) await stop(child, "SIGKILL");
+    if (daemon) await stop(daemon, "SIGKILL");
+    rmSync(staged.stage, { recursive: true, force: true });
+  }
+}
+
+/** The restored app's host PID once CRIU has left it stopped (state T). */
+async function waitForStoppedApp(
+  unshare: ChildProcess,
+  dumpedPid: number,
+  timeoutMs: number,
+): Promise<number> {
+  const deadline = performance.now() + timeoutMs;
+  while (performance.now() < deadline) {
+    if (unshare.exitCode !== null || unshare.signalCode !== null) throw new Error("criu restore exited");
+    const pid = unshare.pid === undefined ? undefined : findRestoredPid(unshare.pid, dumpedPid);
+    if (pid !== undefined && /^State:\s+T/m.test(readFileSync(`/proc/${pid}/status`, "utf8"))) return pid;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  throw new Error(`the restore was not left stopped within ${timeoutMs} ms`);
+}
+
+/** One GET on its own connection; resolves on the end of a 2xx answer. */
+function getOnce(url: string, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { agent: false, headers: { connection: "close" } }, (res) => {
+      res.resume();
+      res.on("end", () =>
+        res.statusCode && res.statusCode < 300 ? resolve() : reject(new Error(`status ${res.statusCode}`)),
+      );
+    });
+    req.on("error", reject);
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.end();
+  });
 }
 
 /** Starts `criu lazy-pages` and resolves once it listens (it writes to --status-fd), as warmstart does. */

@@ -3,7 +3,8 @@
 // - first response: from a client's connect to its first answer with no instance running,
 //   through serve (restore on the connection) and with --spare (a stopped copy resumed),
 //   against raw CRIU restoring the same image with warmstart's own restore command line
-//   (bench/raw-criu.ts), runs taking turns;
+//   (bench/raw-criu.ts), and --spare against raw CRIU's restore left stopped and sent SIGCONT
+//   at the connect (its floor), runs taking turns;
 // - steady state (tiny): autocannon, 100 connections, 10 s, against the app started directly
 //   and through serve, three runs each taking turns, medians;
 // - burst: 200 connections at once with no instance running: how many are answered, refused,
@@ -22,7 +23,7 @@ import { IMAGE_FORMAT_VERSION } from "../src/cache/key.js";
 import { formatWithBiome } from "./format-results.js";
 import { describeMachine } from "./machine.js";
 import { findFreePort, waitForPortFree } from "./ports.js";
-import { measureRawRestore } from "./raw-criu.js";
+import { measureRawRestore, measureRawSpare } from "./raw-criu.js";
 import { type Summary, summarize } from "./stats.js";
 import { CLI, ROOT, WORKLOADS, type Workload, type WorkloadName } from "./workloads.js";
 
@@ -31,6 +32,8 @@ interface FirstResponse {
   readonly rawCriuMs: number[];
   readonly serveMs: number[];
   readonly spareMs: number[];
+  /** CRIU alone, the restore left stopped, SIGCONT at the connect: the floor of --spare. */
+  readonly rawSpareMs: number[];
 }
 
 const { values } = parseArgs({
@@ -183,31 +186,35 @@ async function measureFirstResponses(workload: Workload): Promise<FirstResponse>
     const manifest = JSON.parse(readFileSync(join(entryDir, "manifest.json"), "utf8")) as {
       stdio: string[];
       imageBytes: number;
+      pid: number;
     };
     const isLazy = manifest.imageBytes >= 100 * 1024 * 1024;
     const rawCriuMs: number[] = [];
     const serveMs: number[] = [];
     const spareMs: number[] = [];
+    const rawSpareMs: number[] = [];
     for (let run = 0; run < RUNS; run++) {
       const scratch = join(cacheDir, "scratch");
       mkdirSync(scratch, { recursive: true });
-      const raw = await measureRawRestore({
+      const raw = {
         entry: { imagesDir: join(entryDir, "images"), stdio: manifest.stdio },
         isLazy,
         scratchDir: scratch,
         url: `http://127.0.0.1:${port}/`,
         timeoutMs: workload.timeoutMs,
-      });
-      rawCriuMs.push(raw.ttfrMs);
-      process.stderr.write(`${workload.name}: raw-criu ${raw.ttfrMs.toFixed(1)} ms\n`);
+      };
+      rawCriuMs.push((await measureRawRestore(raw)).ttfrMs);
+      process.stderr.write(`${workload.name}: raw-criu ${rawCriuMs.at(-1)?.toFixed(1)} ms\n`);
       await waitForPortFree(port, 30_000);
       serveMs.push(await measureServe(cacheDir, port, workload, []));
       spareMs.push(await measureServe(cacheDir, port, workload, ["--spare"]));
+      rawSpareMs.push(await measureRawSpare({ ...raw, dumpedPid: manifest.pid }));
+      await waitForPortFree(port, 30_000);
       process.stderr.write(
-        `${workload.name} run ${run + 1}: raw-criu ${raw.ttfrMs.toFixed(1)} ms, serve ${serveMs.at(-1)?.toFixed(1)} ms, spare ${spareMs.at(-1)?.toFixed(1)} ms\n`,
+        `${workload.name} run ${run + 1}: raw-criu ${rawCriuMs.at(-1)?.toFixed(1)} ms, serve ${serveMs.at(-1)?.toFixed(1)} ms, spare ${spareMs.at(-1)?.toFixed(1)} ms, raw spare ${rawSpareMs.at(-1)?.toFixed(1)} ms\n`,
       );
     }
-    return { workload: workload.name, rawCriuMs, serveMs, spareMs };
+    return { workload: workload.name, rawCriuMs, serveMs, spareMs, rawSpareMs };
   } finally {
     rmSync(cacheDir, { recursive: true, force: true });
   }
@@ -395,7 +402,7 @@ async function main(): Promise<void> {
   for (const result of first) {
     const diffs = result.serveMs.map((ms, i) => ms - (result.rawCriuMs[i] ?? Number.NaN));
     out.push(
-      `${result.workload}: ${line("raw-criu", summarize(result.rawCriuMs))}; ${line("serve", summarize(result.serveMs))}; ${line("serve - raw-criu (side by side)", summarize(diffs))}; ${line("--spare", summarize(result.spareMs))}`,
+      `${result.workload}: ${line("raw-criu", summarize(result.rawCriuMs))}; ${line("serve", summarize(result.serveMs))}; ${line("serve - raw-criu (side by side)", summarize(diffs))}; ${line("--spare", summarize(result.spareMs))}; ${line("raw-criu left stopped, SIGCONT at the connect", summarize(result.rawSpareMs))}`,
     );
   }
   if (steady) {
