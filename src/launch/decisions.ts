@@ -149,13 +149,41 @@ export interface RestoreFailure {
   readonly isEvicted: boolean;
 }
 
-/** After CRIU failed to restore: a port in use keeps the snapshot, anything else evicts it. */
-export function decideAfterRestoreFailure(errors: readonly string[], logPath: string): RestoreFailure {
+/** After a failed restore: one that could not be set up, or a port in use, keeps the snapshot;
+ * anything else CRIU failed at evicts it. */
+export function decideAfterRestoreFailure(
+  errors: readonly string[],
+  /** CRIU's log, if it wrote one. */
+  logPath: string | undefined,
+  isStarted = true,
+): RestoreFailure {
+  const log = logPath === undefined ? "" : ` (CRIU log: ${logPath})`;
+  if (!isStarted) {
+    // Out of fds, a full or read-only runtime directory: this machine, now, not the snapshot.
+    return {
+      fallback: {
+        reason: "restore-not-started",
+        message: `the restore could not be set up (${errors.join("; ")}); kept the snapshot, starting cold`,
+      },
+      isEvicted: false,
+    };
+  }
+  // CRIU needs fds of its own above the app's: under a low `ulimit -n` it cannot even start
+  // ("Can't chose service_fd_base"). The limit is this launch's, not the snapshot's fault.
+  if (errors.some((line) => /service_fd_base|Too many open files|EMFILE/.test(line))) {
+    return {
+      fallback: {
+        reason: "restore-not-started",
+        message: `restore failed: CRIU ran out of file descriptors (raise \`ulimit -n\`); kept the snapshot, starting cold${log}`,
+      },
+      isEvicted: false,
+    };
+  }
   if (errors.some((line) => /Address already in use|EADDRINUSE/.test(line))) {
     return {
       fallback: {
         reason: "port-taken",
-        message: `restore failed: a port the app listens on is taken by another process (a restored app needs its listening ports free); kept the snapshot, starting cold (CRIU log: ${logPath})`,
+        message: `restore failed: a port the app listens on is taken by another process (a restored app needs its listening ports free); kept the snapshot, starting cold${log}`,
       },
       isEvicted: false,
     };
@@ -163,7 +191,7 @@ export function decideAfterRestoreFailure(errors: readonly string[], logPath: st
   return {
     fallback: {
       reason: "restore-failed",
-      message: `restore failed: ${summarizeCriuErrors(errors)}; evicted the snapshot, starting cold (CRIU log: ${logPath})`,
+      message: `restore failed: ${summarizeCriuErrors(errors)}; evicted the snapshot, starting cold${log}`,
     },
     isEvicted: true,
   };

@@ -34,6 +34,9 @@ export type FallbackReason =
   | "entry-refused"
   | "entry-corrupt"
   | "restore-failed"
+  /** The restore could not be set up (images not staged, pipes not made, too few fds for
+   * CRIU): this launch's conditions, not the snapshot's fault; the snapshot is kept. */
+  | "restore-not-started"
   /** A port the snapshot listens on is held by another process: the snapshot is kept. */
   | "port-taken"
   | "restored-not-ready"

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { decideNeverSlower, readStats, recordHit } from "../cache/entry-stats.js";
 import type { CacheEntry } from "../cache/entry-store.js";
@@ -141,7 +141,11 @@ export async function restoreSnapshot(
     context.throwIfAborted();
     // The inputs changed: that, not the restore, is what this entry's miss is about.
     if (unfit !== undefined) return lookPast(state, state.entry, unfit);
-    const failure = decideAfterRestoreFailure(warm.errors, warm.logPath);
+    const failure = decideAfterRestoreFailure(
+      warm.errors,
+      existsSync(warm.logPath) ? warm.logPath : undefined,
+      warm.reason !== "not-started",
+    );
     // Kept state (serve --keep-state) is not the cache's entry: nothing of the cache to evict.
     return fallBackCold(
       context,

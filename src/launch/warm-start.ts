@@ -68,8 +68,11 @@ export type WarmStartOutcome =
     }
   | {
       readonly restored: false;
-      readonly reason: "restore-failed";
-      /** CRIU's error lines (log and stderr), most specific first. */
+      /** restore-failed: CRIU ran and failed (its log says why). not-started: the restore
+       * could not be set up here and now (the images not staged, no fds for the pipes):
+       * nothing is known against the snapshot, and CRIU wrote no log. */
+      readonly reason: "restore-failed" | "not-started";
+      /** CRIU's error lines (log and stderr), most specific first; or why it did not start. */
       readonly errors: readonly string[];
       readonly logPath: string;
     };
@@ -95,7 +98,13 @@ export async function startWarm(options: WarmStartOptions): Promise<WarmStartOut
   try {
     imagesDir = linkImages(options.entry, options.workDir);
   } catch (error) {
-    return failed([`could not stage the images: ${(error as Error).message}`]);
+    // A file of the entry gone (removed behind the cache's back) condemns the snapshot; any
+    // other failure (no space or inodes for the links, a read-only runtime directory) is this
+    // machine's, now.
+    const { code, path } = error as NodeJS.ErrnoException;
+    if (code === "ENOENT" && path?.startsWith(options.entry.imagesDir))
+      return failed([`an image file of the snapshot is missing: ${path}`]);
+    return notStarted(`could not stage the images: ${(error as Error).message}`, options);
   }
   let lazy: LazyPagesDaemon | undefined;
   if (options.isLazy) {
@@ -121,6 +130,10 @@ export async function startWarm(options: WarmStartOptions): Promise<WarmStartOut
     imagesReleased: daemon ? daemon.done : Promise.resolve(),
     lazyPagesPid: daemon?.pid,
   };
+}
+
+function notStarted(why: string, options: WarmStartOptions): Failed {
+  return { restored: false, reason: "not-started", errors: [why], logPath: options.logPath };
 }
 
 /** The restore chain below the launcher: setpriv's guard, unshare, CRIU, the reaper. */
@@ -239,8 +252,7 @@ async function restore(
   try {
     spawned = restoreSpawn(options, restoreCommand(options, imagesDir, isLazy), hasControl);
   } catch (error) {
-    const message = `could not make the restored app's pipes: ${(error as Error).message}`;
-    return { restored: false, reason: "restore-failed", errors: [message], logPath: options.logPath };
+    return notStarted(`could not make the restored app's pipes: ${(error as Error).message}`, options);
   }
   const owned = spawnOwned(spawned.command, {
     env: spawned.env,
@@ -251,16 +263,19 @@ async function restore(
   for (const fd of spawned.childEnds) closeSync(fd);
   // Taken at once: a restore that fails must close them too.
   const controlStreams = spawned.control ? ownControlStreams(owned.child, spawned.control) : undefined;
+  // A spawn that failed (out of fds or processes) has no stdio at all.
   const channels = spawned.channels
-    .map((index) => owned.child.stdio[index])
+    .map((index) => owned.child.stdio?.[index])
     .filter((stream): stream is Readable => stream instanceof Readable);
   const resumed = await waitForResume(channels, owned.exited, options);
   const { manifest } = options.entry;
   const pid = resumed.isResumed ? findRestoredPid(owned.pid, manifest.pid) : undefined;
   if (pid === undefined) {
-    await owned.stop("SIGKILL");
+    const exit = await owned.stop("SIGKILL");
     const { app, control } = spawned;
     for (const stream of [app.stdin, app.stdout, app.stderr, control?.down, control?.up]) stream?.destroy();
+    if (exit.reason === "spawn-failed")
+      return notStarted(`could not start the restore: ${exit.error?.message ?? "spawn failed"}`, options);
     const why = resumed.isResumed
       ? "the restored process was not found under the new PID namespace"
       : resumed.isTimedOut

@@ -166,6 +166,26 @@ describe("warmstart run: the launch never stops the app", () => {
     assert.doesNotMatch(warm.stderr, /warning/);
     assert.equal(lastReport(reportFile).mode, "warm");
   });
+
+  test("a restore that a low `ulimit -n` keeps from starting: the app starts cold, the snapshot is kept", async () => {
+    const { cacheDir, reportFile } = newCache();
+    const port = await freePort();
+    const args = runArgs(cacheDir, reportFile, [`tcp:${port}`], TICKER, ["--no-lazy"]);
+    const env = { PORT: String(port) };
+    const key = await snapshot(args, env);
+    // Enough fds for Node and a cold start, too few for the restore's pipes, its spawn or CRIU.
+    const starved = new WarmstartRun(args, env, ["prlimit", "--nofile=32", "--"]);
+    await starved.waitFor(/ready, cold/, "stderr", 60_000);
+    assert.ok(await getJson(`http://127.0.0.1:${port}/`), "the app does not answer");
+    await starved.stop();
+    assert.match(starved.stderr, /kept the snapshot, starting cold/);
+    assert.doesNotMatch(starved.stderr, /evicted|internal error/);
+    assert.deepEqual(listEntries(cacheDir), [key]);
+    const warm = new WarmstartRun(args, env);
+    await warm.waitFor(/ready, warm/, "stderr", 60_000);
+    await warm.stop();
+    assert.equal(lastReport(reportFile).mode, "warm");
+  });
 });
 
 describe("warmstart run: signals at every step", () => {

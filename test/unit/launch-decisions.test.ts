@@ -128,6 +128,30 @@ describe("launch decisions", () => {
     );
     const port = decideAfterRestoreFailure(["Error: Can't bind inet socket: Address already in use"], "/l");
     assert.deepEqual([port.isEvicted, port.fallback.reason], [false, "port-taken"]);
+    const fds = decideAfterRestoreFailure(
+      ["Error (criu/servicefd.c:282): sfd: Can't chose service_fd_base: 0 73"],
+      "/l",
+    );
+    assert.deepEqual([fds.isEvicted, fds.fallback.reason], [false, "restore-not-started"]);
+    assert.match(
+      fds.fallback.message,
+      /ran out of file descriptors \(raise `ulimit -n`\); kept the snapshot/,
+    );
+    // Set-up failures (no fds for the pipes, images not staged) say nothing against the snapshot,
+    // and point at no CRIU log: CRIU never ran.
+    const notStarted = decideAfterRestoreFailure(
+      ["could not make the restored app's pipes: EMFILE"],
+      "/l",
+      false,
+    );
+    assert.deepEqual(notStarted, {
+      fallback: {
+        reason: "restore-not-started",
+        message:
+          "the restore could not be set up (could not make the restored app's pipes: EMFILE); kept the snapshot, starting cold",
+      },
+      isEvicted: false,
+    });
     assert.deepEqual(decideAfterRestoredNotReady("tcp:localhost:3000"), {
       fallback: {
         reason: "restored-not-ready",
