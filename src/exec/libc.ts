@@ -1,4 +1,4 @@
-import { createRequire } from "node:module";
+import { loadKoffiNative } from "./koffi-native.js";
 
 /** A libc function bound through koffi; `async` runs it on a worker thread. */
 export type LibcFunction = ((...args: unknown[]) => unknown) & { async(...args: unknown[]): void };
@@ -17,12 +17,12 @@ let libc: Libc | undefined;
 /**
  * libc through koffi (an FFI package whose prebuilt binaries ship inside the npm package: no
  * compiler at install), for the calls Node has no equivalent of: pipe2, fanotify, serve's
- * socket calls, execve. Loaded on first use and once per process: it costs ~10 ms, paid only
- * by a launch that needs one of them.
+ * socket calls, execve. Loaded on first use and once per process (koffi-native.ts: 3-4 ms),
+ * paid only by a launch that needs one of them.
  */
 export function loadLibc(): Libc {
   if (libc) return libc;
-  const koffi = createRequire(import.meta.url)("koffi") as typeof import("koffi");
+  const koffi = loadKoffiNative();
   const lib = koffi.load("libc.so.6");
   const strerror = lib.func("const char *strerror(int errnum)");
   libc = {

@@ -1,10 +1,10 @@
 import { createHash } from "node:crypto";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync } from "node:fs";
-import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
+import { join } from "node:path";
 import { describeUnsafePath, makeDirectories } from "../cache/cache-dir.js";
 import type { FileHashIndex } from "../cache/file-hash.js";
 import { distPath } from "../dist-paths.js";
+import { findKoffiNative, KOFFI_NATIVE_FILE } from "../exec/koffi-native.js";
 
 /** The runtime's files as installed in a cache, where the app's environment points. */
 export interface InstalledRuntime {
@@ -21,7 +21,6 @@ export type InstallOutcome =
 
 export const NODE_RUNTIME_FILE = "inject.cjs";
 export const JAVA_AGENT_FILE = "warmstart-agent.jar";
-const KOFFI_FILE = "koffi.node";
 
 /**
  * Where the runtime's copies live. As root, in /var/lib/warmstart/runtime (0755, files 0644,
@@ -106,33 +105,8 @@ function findRuntimeSources(): Record<string, string> {
   const sources: Record<string, string> = { [NODE_RUNTIME_FILE]: distPath(`runtime/${NODE_RUNTIME_FILE}`) };
   if (!existsSync(sources[NODE_RUNTIME_FILE] ?? ""))
     throw new Error(`${sources[NODE_RUNTIME_FILE]} is missing (run npm run build)`);
-  sources[KOFFI_FILE] = findKoffiNative();
+  sources[KOFFI_NATIVE_FILE] = findKoffiNative();
   const agent = distPath(`runtime/${JAVA_AGENT_FILE}`);
   if (existsSync(agent)) sources[JAVA_AGENT_FILE] = agent;
   return sources;
-}
-
-/** koffi ships its native module in one optional package per platform. */
-function findKoffiNative(): string {
-  const require = createRequire(import.meta.url);
-  const platform = `${process.platform}-${process.arch}`;
-  let packageDir: string;
-  try {
-    packageDir = dirname(require.resolve(`@koromix/koffi-${platform}/package.json`));
-  } catch {
-    throw new Error(`koffi has no native module installed for ${platform} (@koromix/koffi-${platform})`);
-  }
-  const libc = isMusl() ? "musl" : process.platform;
-  const native = join(packageDir, `${libc}_${process.arch}`, KOFFI_FILE);
-  if (!existsSync(native)) throw new Error(`${native} is missing`);
-  return native;
-}
-
-/** musl's dynamic loader is /lib/ld-musl-<arch>.so.1 (process.report would say, in ~6 ms). */
-function isMusl(): boolean {
-  try {
-    return readdirSync("/lib").some((name) => name.startsWith("ld-musl-"));
-  } catch {
-    return false;
-  }
 }
