@@ -1,6 +1,8 @@
 import { type ChildProcess, type StdioOptions, spawn } from "node:child_process";
 import { constants } from "node:os";
+import type { Readable } from "node:stream";
 import type { CommandLine } from "./command-lines.js";
+import { type NativeSpawnOptions, posixSpawn, tryReap } from "./native-spawn.js";
 
 /**
  * The one place warmstart spawns processes. Each spawned process is owned: it has a timeout
@@ -37,8 +39,8 @@ export interface ProcessExit {
   readonly error?: Error;
 }
 
-export interface OwnedProcess {
-  readonly child: ChildProcess;
+/** A process warmstart owns, however it was spawned. */
+export interface OwnedHandle {
   /** -1 when it could not be spawned. */
   readonly pid: number;
   /** Resolves once the process runs, or with the reason it could not start. */
@@ -54,10 +56,15 @@ export interface OwnedProcess {
   stop(signal?: NodeJS.Signals, graceMs?: number): Promise<ProcessExit>;
 }
 
+/** A process spawned through Node: its ChildProcess has the stdio streams. */
+export interface OwnedProcess extends OwnedHandle {
+  readonly child: ChildProcess;
+}
+
 const DEFAULT_KILL_GRACE_MS = 5_000;
 
 /** Processes to kill if warmstart exits while they run. */
-const killedAtExit = new Set<OwnedProcess>();
+const killedAtExit = new Set<OwnedHandle>();
 let isExitHookInstalled = false;
 
 function installExitHook(): void {
@@ -70,7 +77,7 @@ function installExitHook(): void {
   });
 }
 
-function killQuietly(owned: OwnedProcess, signal: NodeJS.Signals): void {
+function killQuietly(owned: OwnedHandle, signal: NodeJS.Signals): void {
   if (owned.pid <= 0 || owned.hasExited()) return;
   try {
     process.kill(isGroupLeader.has(owned) ? -owned.pid : owned.pid, signal);
@@ -79,7 +86,7 @@ function killQuietly(owned: OwnedProcess, signal: NodeJS.Signals): void {
   }
 }
 
-const isGroupLeader = new WeakSet<OwnedProcess>();
+const isGroupLeader = new WeakSet<OwnedHandle>();
 
 export function spawnOwned(command: CommandLine, options: OwnedSpawnOptions = {}): OwnedProcess {
   const [file, ...args] = command;
@@ -137,14 +144,7 @@ export function spawnOwned(command: CommandLine, options: OwnedSpawnOptions = {}
       }
     },
     stop(signal = "SIGTERM", graceMs = options.killGraceMs ?? DEFAULT_KILL_GRACE_MS) {
-      stopping ??= (async () => {
-        if (hasExited) return exited;
-        owned.kill(signal);
-        const escalation = setTimeout(() => owned.kill("SIGKILL"), graceMs);
-        const exit = await exited;
-        clearTimeout(escalation);
-        return exit;
-      })();
+      stopping ??= stopWithGrace(owned, signal, graceMs);
       return stopping;
     },
   };
@@ -159,9 +159,110 @@ export function spawnOwned(command: CommandLine, options: OwnedSpawnOptions = {}
   return owned;
 }
 
+/** `signal`, then SIGKILL after `graceMs`; resolves with the exit. */
+async function stopWithGrace(
+  owned: OwnedHandle,
+  signal: NodeJS.Signals,
+  graceMs: number,
+): Promise<ProcessExit> {
+  if (owned.hasExited()) return owned.exited;
+  owned.kill(signal);
+  const escalation = setTimeout(() => owned.kill("SIGKILL"), graceMs);
+  const exit = await owned.exited;
+  clearTimeout(escalation);
+  return exit;
+}
+
+export interface NativeOwnedOptions extends NativeSpawnOptions {
+  /** Killed when warmstart exits (default). */
+  readonly isKilledAtExit?: boolean;
+  /** This process's end of a socket whose other end only the child (and what it execs and
+   * forks) holds: its close means the child is exiting, and is when it is reaped. */
+  readonly endOfChild: Readable;
+}
+
+/** How long, at most, between two waitpid calls for a child whose socket end closed early. */
+const REAP_POLL_MAX_MS = 100;
+
+/**
+ * A process spawned through posix_spawn (native-spawn.ts: no fork of the launcher), owned as
+ * spawnOwned's are. Node does not see its exit: it is reaped (waitpid, WNOHANG) once
+ * `endOfChild` closes or it is signalled, again with backoff until it is gone.
+ */
+export function spawnOwnedNative(command: CommandLine, options: NativeOwnedOptions): OwnedHandle {
+  let pid: number;
+  try {
+    pid = posixSpawn(command, options);
+  } catch (error) {
+    return notSpawned(error as Error);
+  }
+  let hasExited = false;
+  let resolveExit: (exit: ProcessExit) => void = () => {};
+  const exited = new Promise<ProcessExit>((resolve) => {
+    resolveExit = resolve;
+  });
+  let isReaping = false;
+  const reap = (delayMs: number) => {
+    if (hasExited) return;
+    const status = tryReap(pid);
+    if (status) {
+      hasExited = true;
+      killedAtExit.delete(owned);
+      resolveExit({ ...status, reason: "exited" });
+      return;
+    }
+    setTimeout(() => reap(Math.min(delayMs * 2, REAP_POLL_MAX_MS)), delayMs);
+  };
+  const startReaping = () => {
+    if (isReaping) return;
+    isReaping = true;
+    reap(1);
+  };
+  let stopping: Promise<ProcessExit> | undefined;
+  const owned: OwnedHandle = {
+    pid,
+    started: Promise.resolve({ isStarted: true }),
+    exited,
+    hasExited: () => hasExited,
+    kill(signal) {
+      if (hasExited) return;
+      try {
+        process.kill(options.isSessionLeader ? -pid : pid, signal);
+      } catch {
+        // Exiting already; the reaping below finds it.
+      }
+      startReaping();
+    },
+    stop(signal = "SIGTERM", graceMs = DEFAULT_KILL_GRACE_MS) {
+      stopping ??= stopWithGrace(owned, signal, graceMs);
+      return stopping;
+    },
+  };
+  if (options.endOfChild.closed || options.endOfChild.destroyed) startReaping();
+  else options.endOfChild.once("close", startReaping);
+  if (options.isSessionLeader) isGroupLeader.add(owned);
+  if (options.isKilledAtExit ?? true) {
+    installExitHook();
+    killedAtExit.add(owned);
+  }
+  return owned;
+}
+
+function notSpawned(error: Error): OwnedHandle {
+  const exit: ProcessExit = { code: null, signal: null, reason: "spawn-failed", error };
+  return {
+    pid: -1,
+    started: Promise.resolve({ isStarted: false, error }),
+    exited: Promise.resolve(exit),
+    hasExited: () => true,
+    kill: () => {},
+    stop: () => Promise.resolve(exit),
+  };
+}
+
 /** Stops the process when it runs past its time-out or the signal aborts; says why first. */
 function stopOnTimeoutOrAbort(
-  owned: OwnedProcess,
+  owned: OwnedHandle,
   options: OwnedSpawnOptions,
   setReason: (reason: "timed-out" | "aborted") => void,
 ): { dispose(): void } {

@@ -26,3 +26,27 @@ export function makePipe(): PipeFds {
   const [read = -1, write = -1] = fds;
   return { read, write };
 }
+
+type SocketPair = (domain: number, type: number, protocol: number, fds: number[]) => number;
+
+const AF_UNIX = 1;
+const SOCK_STREAM = 1;
+const SOCK_CLOEXEC = 0o2000000;
+
+let socketpair: SocketPair | undefined;
+
+/**
+ * A Unix stream socketpair, both ends close-on-exec: the restore chain's stdout and stderr.
+ * Bidirectional, as Node's "pipe" stdio is: the reaper reads its fd 1 to learn that the
+ * launcher is gone (EOF), and the launcher sees the chain's end close when it has exited.
+ */
+export function makeSocketPair(): [number, number] {
+  socketpair ??= loadLibc().func(
+    "int socketpair(int domain, int type, int protocol, _Out_ int *fds)",
+  ) as SocketPair;
+  const fds = [-1, -1];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) !== 0)
+    throw new Error(`socketpair failed: ${describeErrno(loadLibc())}`);
+  const [ours = -1, theirs = -1] = fds;
+  return [ours, theirs];
+}

@@ -1,6 +1,6 @@
 import type { ChildProcess } from "node:child_process";
 import { Readable, Writable } from "node:stream";
-import { exitCodeOfSignal, type OwnedProcess } from "../exec/owned-process.js";
+import { exitCodeOfSignal, type OwnedHandle } from "../exec/owned-process.js";
 import { LineBuffer } from "../readiness/output-lines.js";
 
 /** How the app ended: the code warmstart exits with (128+n for signal n, as shells do). */
@@ -34,18 +34,18 @@ export function controlStreamsOf(child: ChildProcess, downIndex: number): Contro
   const down = child.stdio[downIndex];
   const up = child.stdio[downIndex + 1];
   if (!down || !up || !("write" in down) || !("read" in up)) return undefined;
-  return ownControlStreams(child, { down, up });
+  // The relays end when their sockets do: the child's "close" (and so `exited`) waits for them.
+  return ownControlStreams(new Promise((resolve) => child.once("exit", resolve)), { down, up });
 }
 
-/** The launcher's ends of the app's control pipes, closed when `child` exits. */
+/** The launcher's ends of the app's control pipes, closed once `exit` settles. */
 export function ownControlStreams(
-  child: ChildProcess,
+  exit: Promise<unknown>,
   { down, up }: { readonly down: Writable; readonly up: Readable },
 ): ControlStreams {
   // Writes to a relay that died with the app must not crash the launcher.
   down.on("error", () => {});
-  // The relays end when their sockets do: the child's "close" (and so `exited`) waits for them.
-  child.once("exit", () => {
+  void exit.then(() => {
     down.destroy();
     up.destroy();
   });
@@ -118,11 +118,11 @@ export function forwardOutput(
 /** The app as the supervisor sees it, from the process warmstart spawned for it (the app
  * itself on a cold start, the restore chain on a warm one: its exit is the app's). */
 export function toAppProcess(
-  owned: OwnedProcess,
+  owned: OwnedHandle,
   sinks: OutputSinks,
-  target: { readonly pid: number; readonly kill: (signal: NodeJS.Signals) => void } = owned,
-  control?: ControlStreams,
-  stdio: AppStdio = stdioOf(owned.child),
+  target: { readonly pid: number; readonly kill: (signal: NodeJS.Signals) => void },
+  control: ControlStreams | undefined,
+  stdio: AppStdio,
 ): AppProcess {
   const output = forwardOutput(stdio, sinks);
   // A closed stdin is normal for services; the app must not die of EPIPE on our side.

@@ -8,6 +8,7 @@ import {
   controlStreamsOf,
   type OutputSinks,
   signalAppGroup,
+  stdioOf,
   toAppProcess,
 } from "./app-process.js";
 import { bashWrapper, coldWrapper, gatedCommand } from "./pipe-wrapper.js";
@@ -71,7 +72,7 @@ export async function startCold(options: ColdStartOptions): Promise<AppProcess> 
   if (options.gate && gateFd !== undefined) await passGate(owned.child, gateFd, options.gate);
   const group = { pid: owned.pid, kill: (signal: NodeJS.Signals) => signalAppGroup(owned.pid, signal) };
   const control = options.hasControl ? controlStreamsOf(owned.child, 3) : undefined;
-  return toAppProcess(owned, options.sinks, group, control);
+  return toAppProcess(owned, options.sinks, group, control, stdioOf(owned.child));
 }
 
 /** Waits for the gate's "r" (or "n"), lets `gate` run, then opens it. The app starts whatever

@@ -13,8 +13,8 @@ import {
   perlScript,
   withNotifySocketAt,
 } from "../exec/command-lines.js";
-import { spawnOwned } from "../exec/owned-process.js";
-import { makePipe } from "../exec/pipes.js";
+import { type OwnedHandle, spawnOwned, spawnOwnedNative } from "../exec/owned-process.js";
+import { makePipe, makeSocketPair } from "../exec/pipes.js";
 import {
   type AppProcess,
   type AppStdio,
@@ -165,10 +165,14 @@ function restoreCommand(options: WarmStartOptions, imagesDir: string, isLazy: bo
 interface RestoreSpawn {
   readonly command: CommandLine;
   readonly env: NodeJS.ProcessEnv;
-  /** The app's pipes at RESTORE_STDIO_FDS and RESTORE_CONTROL_FDS (--inherit-fd). */
-  readonly stdio: StdioOptions;
-  /** Where CRIU's output and the reaper's resume marker arrive. */
-  readonly channels: readonly number[];
+  /** Attached: the chain's fds from 0 (the app's pipes at RESTORE_STDIO_FDS and
+   * RESTORE_CONTROL_FDS for --inherit-fd), for posix_spawn. */
+  readonly fds?: readonly (number | null | undefined)[];
+  /** Detached: Node's stdio for the bash wrapper. */
+  readonly stdio?: StdioOptions;
+  /** Where CRIU's output and the reaper's resume marker arrive: the launcher's end of the
+   * chain's stdout and stderr (attached), or the wrapper's stdio index (detached). */
+  readonly channel: Socket | number;
   readonly app: AppStdio;
   readonly control: { readonly down: Writable; readonly up: Readable } | undefined;
   /** The chain's ends of pipes made here, closed here once it has them. */
@@ -178,8 +182,9 @@ interface RestoreSpawn {
 /**
  * Real pipes made by the launcher (src/exec/pipes.ts): no relay process between the app and
  * the launcher, and a restored copy checkpointed again (serve --keep-state) still has pipes
- * for stdio. fd 0 is /dev/null, 1 and 2 the channel. A detached app's output is relayed
- * by a bash wrapper instead (detachedRestoreWrapper says why).
+ * for stdio. fd 0 is /dev/null, 1 and 2 the channel (a socketpair: the reaper reads its fd 1
+ * for the launcher's end closing). A detached app's output is relayed by a bash wrapper
+ * instead (detachedRestoreWrapper says why).
  */
 function restoreSpawn(options: WarmStartOptions, command: CommandLine, hasControl: boolean): RestoreSpawn {
   const childEnds: number[] = [];
@@ -207,7 +212,7 @@ function restoreSpawn(options: WarmStartOptions, command: CommandLine, hasContro
       return {
         ...wrapper,
         stdio: ["ignore", "inherit", "inherit", "pipe", "ignore", "ignore", "ignore", ...controlFds],
-        channels: [3],
+        channel: 3,
         app: { stdin: null, stdout: null, stderr: null },
         control,
         childEnds,
@@ -216,20 +221,23 @@ function restoreSpawn(options: WarmStartOptions, command: CommandLine, hasContro
     const stdin = toChild();
     const stdout = fromChild();
     const stderr = fromChild();
+    const [launcherEnd, chainEnd] = makeSocketPair();
+    // Never shut down for writing: the reaper would read that as the launcher gone.
+    const channel = made(chainEnd, new Socket({ fd: launcherEnd, readable: true, writable: false }));
     return {
       command,
       env: options.env,
-      stdio: [
-        "ignore",
-        "pipe",
-        "pipe",
-        "ignore",
+      fds: [
+        null,
+        channel.childFd,
+        channel.childFd,
+        undefined,
         stdin.childFd,
         stdout.childFd,
         stderr.childFd,
         ...controlFds,
       ],
-      channels: [1, 2],
+      channel: channel.ours,
       app: { stdin: stdin.ours, stdout: stdout.ours, stderr: stderr.ours },
       control,
       childEnds,
@@ -240,6 +248,29 @@ function restoreSpawn(options: WarmStartOptions, command: CommandLine, hasContro
     for (const socket of ours) socket.destroy();
     throw error;
   }
+}
+
+/** The restore chain started: posix_spawn when attached, Node's spawn for the detached wrapper. */
+function spawnChain(spawned: RestoreSpawn): { owned: OwnedHandle; channels: Readable[] } {
+  if (spawned.fds && spawned.channel instanceof Socket) {
+    const owned = spawnOwnedNative(spawned.command, {
+      env: spawned.env,
+      fds: spawned.fds,
+      isSessionLeader: true,
+      isKilledAtExit: true,
+      endOfChild: spawned.channel,
+    });
+    return { owned, channels: [spawned.channel] };
+  }
+  const owned = spawnOwned(spawned.command, {
+    env: spawned.env,
+    isSessionLeader: true,
+    isKilledAtExit: false,
+    ...(spawned.stdio ? { stdio: spawned.stdio } : {}),
+  });
+  // A spawn that failed (out of fds or processes) has no stdio at all.
+  const channel = typeof spawned.channel === "number" ? owned.child.stdio?.[spawned.channel] : undefined;
+  return { owned, channels: channel instanceof Readable ? [channel] : [] };
 }
 
 async function restore(
@@ -254,26 +285,19 @@ async function restore(
   } catch (error) {
     return notStarted(`could not make the restored app's pipes: ${(error as Error).message}`, options);
   }
-  const owned = spawnOwned(spawned.command, {
-    env: spawned.env,
-    isSessionLeader: true,
-    isKilledAtExit: !options.isDetached,
-    stdio: spawned.stdio,
-  });
+  const { owned, channels } = spawnChain(spawned);
   for (const fd of spawned.childEnds) closeSync(fd);
   // Taken at once: a restore that fails must close them too.
-  const controlStreams = spawned.control ? ownControlStreams(owned.child, spawned.control) : undefined;
-  // A spawn that failed (out of fds or processes) has no stdio at all.
-  const channels = spawned.channels
-    .map((index) => owned.child.stdio?.[index])
-    .filter((stream): stream is Readable => stream instanceof Readable);
+  const controlStreams = spawned.control ? ownControlStreams(owned.exited, spawned.control) : undefined;
   const resumed = await waitForResume(channels, owned.exited, options);
   const { manifest } = options.entry;
   const pid = resumed.isResumed ? findRestoredPid(owned.pid, manifest.pid) : undefined;
   if (pid === undefined) {
     const exit = await owned.stop("SIGKILL");
     const { app, control } = spawned;
-    for (const stream of [app.stdin, app.stdout, app.stderr, control?.down, control?.up]) stream?.destroy();
+    const channel = spawned.channel instanceof Socket ? spawned.channel : undefined;
+    for (const stream of [app.stdin, app.stdout, app.stderr, control?.down, control?.up, channel])
+      stream?.destroy();
     if (exit.reason === "spawn-failed")
       return notStarted(`could not start the restore: ${exit.error?.message ?? "spawn failed"}`, options);
     const why = resumed.isResumed
