@@ -215,7 +215,7 @@ class Server {
     });
   }
 
-  // ── waiting for connections ──────────────────────────────────────────────────────────────
+  // --- waiting for connections ---
 
   /** Waits for a connection on the front (while it holds the port) or on the stopped spare. */
   async #watch(): Promise<void> {
@@ -247,7 +247,7 @@ class Server {
     void this.#waiter.interrupt();
   }
 
-  // ── starting instances ───────────────────────────────────────────────────────────────────
+  // --- starting instances ---
 
   async #startInstance(demandMs: number): Promise<void> {
     this.#starting += 1;
@@ -444,7 +444,7 @@ class Server {
     this.#changed();
   }
 
-  // ── watching the instances ───────────────────────────────────────────────────────────────
+  // --- watching the instances ---
 
   #tick(): void {
     if (this.#isDrainAsked) return;
@@ -561,7 +561,7 @@ class Server {
     void this.#ensureSpare();
   }
 
-  // ── draining ─────────────────────────────────────────────────────────────────────────────
+  // --- draining ---
 
   async #drain(): Promise<void> {
     if (this.#isDrainAsked) return;
@@ -607,7 +607,7 @@ class Server {
     void this.#drain();
   }
 
-  // ── helpers ──────────────────────────────────────────────────────────────────────────────
+  // --- helpers ---
 
   #launchOptions(): LaunchOptions {
     return {
