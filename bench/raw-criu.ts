@@ -77,18 +77,26 @@ function rawRestoreCommand(
   );
 }
 
+/** What one raw restore has set up: its staged images, /dev/null for the app's stdio. */
+interface RawRestore {
+  readonly staged: { readonly stage: string; readonly imagesDir: string; readonly logPath: string };
+  readonly devNull: number;
+  /** The restore's process (unshare), once started: killed with the namespace afterwards. */
+  child?: ChildProcess;
+}
+
 /**
- * One restore, measured from its first spawn (the lazy-pages daemon, or unshare) to the app's
- * first 2xx; the namespace and the daemon are killed after.
+ * Stages the images, starts the lazy-pages daemon when the restore is lazy, runs `measure`,
+ * and takes everything down after it (the namespace, the daemon, the staged images); CRIU's
+ * errors are added to a failure.
  */
-export async function measureRawRestore(
+async function withRawRestore<T>(
   options: RawRestoreOptions,
-): Promise<{ ttfrMs: number; body: Record<string, unknown> }> {
-  const staged = stageImages(options);
-  const devNull = openSync("/dev/null", "r+");
-  const startedMs = performance.now();
+  measure: (restore: RawRestore) => Promise<T>,
+): Promise<T> {
+  const restore: RawRestore = { staged: stageImages(options), devNull: openSync("/dev/null", "r+") };
+  const { staged } = restore;
   let daemon: ChildProcess | undefined;
-  let child: ChildProcess | undefined;
   try {
     if (options.isLazy)
       daemon = await startLazyPages(
@@ -96,21 +104,35 @@ export async function measureRawRestore(
         join(staged.stage, "lazy-pages.log"),
         options.timeoutMs,
       );
-    const run = await measureTtfr(rawRestoreCommand(options, staged, false), options.url, {
+    return await measure(restore);
+  } catch (error) {
+    throw new Error(`${(error as Error).message}\nrestore.log errors:\n${readLogErrors(staged.logPath)}`);
+  } finally {
+    closeSync(restore.devNull);
+    if (restore.child) await stop(restore.child, "SIGKILL");
+    if (daemon) await stop(daemon, "SIGKILL");
+    rmSync(staged.stage, { recursive: true, force: true });
+  }
+}
+
+/**
+ * One restore, measured from its first spawn (the lazy-pages daemon, or unshare) to the app's
+ * first 2xx; the namespace and the daemon are killed after.
+ */
+export function measureRawRestore(
+  options: RawRestoreOptions,
+): Promise<{ ttfrMs: number; body: Record<string, unknown> }> {
+  const startedMs = performance.now();
+  return withRawRestore(options, async (restore) => {
+    const { devNull } = restore;
+    const run = await measureTtfr(rawRestoreCommand(options, restore.staged, false), options.url, {
       startedMs,
       timeoutMs: options.timeoutMs,
       stdio: ["ignore", "ignore", "pipe", "ignore", devNull, devNull, devNull],
     });
-    child = run.child;
+    restore.child = run.child;
     return { ttfrMs: run.ttfrMs, body: run.body };
-  } catch (error) {
-    throw new Error(`${(error as Error).message}\nrestore.log errors:\n${readLogErrors(staged.logPath)}`);
-  } finally {
-    closeSync(devNull);
-    if (child) await stop(child, "SIGKILL");
-    if (daemon) await stop(daemon, "SIGKILL");
-    rmSync(staged.stage, { recursive: true, force: true });
-  }
+  });
 }
 
 /**
@@ -120,25 +142,18 @@ export async function measureRawRestore(
  * (no runtime handshake either: the image's control pipe is gone, so its runtime reads
  * "cancelled" and goes on unreseeded, which serve would never allow).
  */
-export async function measureRawSpare(
+export function measureRawSpare(
   options: RawRestoreOptions & { readonly dumpedPid: number },
 ): Promise<number> {
-  const staged = stageImages(options);
-  const devNull = openSync("/dev/null", "r+");
-  let daemon: ChildProcess | undefined;
-  let child: ChildProcess | undefined;
-  try {
-    if (options.isLazy)
-      daemon = await startLazyPages(
-        staged.imagesDir,
-        join(staged.stage, "lazy-pages.log"),
-        options.timeoutMs,
-      );
-    const [file = "", ...args] = rawRestoreCommand(options, staged, true);
-    child = spawn(file, args, { stdio: ["ignore", "ignore", "ignore", "ignore", devNull, devNull, devNull] });
-    liveChildren.add(child);
-    const unshare = child;
-    child.once("exit", () => liveChildren.delete(unshare));
+  return withRawRestore(options, async (restore) => {
+    const { devNull } = restore;
+    const [file = "", ...args] = rawRestoreCommand(options, restore.staged, true);
+    const unshare = spawn(file, args, {
+      stdio: ["ignore", "ignore", "ignore", "ignore", devNull, devNull, devNull],
+    });
+    restore.child = unshare;
+    liveChildren.add(unshare);
+    unshare.once("exit", () => liveChildren.delete(unshare));
     const pid = await waitForStoppedApp(unshare, options.dumpedPid, options.timeoutMs);
     // As serve's spare: restored a while before its connection comes.
     await new Promise((resolve) => setTimeout(resolve, 500));
@@ -147,14 +162,7 @@ export async function measureRawSpare(
     process.kill(pid, "SIGCONT");
     await answered;
     return performance.now() - startedMs;
-  } catch (error) {
-    throw new Error(`${(error as Error).message}\nrestore.log errors:\n${readLogErrors(staged.logPath)}`);
-  } finally {
-    closeSync(devNull);
-    if (child) await stop(child, "SIGKILL");
-    if (daemon) await stop(daemon, "SIGKILL");
-    rmSync(staged.stage, { recursive: true, force: true });
-  }
+  });
 }
 
 /** The restored app's host PID once CRIU has left it stopped (state T). */
