@@ -89,6 +89,43 @@ export function inMountNamespaceOf(pid: number, command: CommandLine): CommandLi
 }
 
 /**
+ * Inside a restore's private mount namespace, before CRIU runs: warmstart's copy of CRIU's
+ * kernel-feature cache over /run/criu.kdat (src/criu/kerndat-cache.ts says why). A bind
+ * mount that fails costs the probe CRIU would have made anyway, never the restore.
+ */
+export function withKerndatCache(kerndatFile: string, target: string, command: CommandLine): CommandLine {
+  const script = 'mount --bind -- "$1" "$2" 2>/dev/null; shift 2; exec "$@"';
+  return ["sh", "-c", script, "warmstart-kerndat", kerndatFile, target, ...command];
+}
+
+/** A mount namespace of its own for `command` (mounts from the host still reach it). */
+export function inNewMountNamespace(command: CommandLine): CommandLine {
+  return ["unshare", "--mount", ...["--propagation", "slave"], "--", ...command];
+}
+
+/**
+ * CRIU run once in a mount namespace of its own with a tmpfs on /run, where it saves its
+ * kernel-feature cache; the cache is copied to `destination` (src/criu/kerndat-cache.ts).
+ */
+export function kerndatProbe(criuPath: string, target: string, destination: string): CommandLine {
+  const script =
+    'mount -t tmpfs -o mode=0700,size=1m warmstart-kerndat "$(dirname "$2")" && { "$1" check >/dev/null 2>&1; cp -- "$2" "$3"; }';
+  return [
+    "unshare",
+    "--mount",
+    ...["--propagation", "private"],
+    "--",
+    "sh",
+    "-c",
+    script,
+    "warmstart-kerndat",
+    criuPath,
+    target,
+    destination,
+  ];
+}
+
+/**
  * Inside a restore's private mount namespace, before CRIU runs: a restored app keeps the
  * NOTIFY_SOCKET path of the launch that was checkpointed, whose socket is gone. A tmpfs over
  * the directory of those paths, holding a symlink from the old path to this launch's socket,

@@ -5,6 +5,7 @@ import { evictEntriesOf } from "../cache/find-entry.js";
 import { scheduleHousekeeping } from "../cache/housekeeping.js";
 import { IMAGE_FORMAT_VERSION } from "../cache/key.js";
 import { readStartFixes, saveStartFixes } from "../cache/start-fixes.js";
+import { keepKerndatCache } from "../criu/kerndat-cache.js";
 import { WarmstartError } from "../errors.js";
 import { inNetworkOf } from "../exec/command-lines.js";
 import { sealRecording } from "../inputs/record-inputs.js";
@@ -121,6 +122,9 @@ export async function waitForColdApp(
     checkpointStop.signal,
   );
   if (session.cache) scheduleHousekeeping(session.cache);
+  // After the dump, which it would slow down: restores of this snapshot then skip CRIU's probe.
+  const { cache } = session;
+  if (cache) void checkpoint.then(() => keepKerndatCache(cache.dir, cache.criuPath));
   void Promise.all([app.exited, checkpoint]).then(() => context.resources.releaseAll());
   const launched = toLaunch(
     {

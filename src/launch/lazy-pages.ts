@@ -1,6 +1,12 @@
 import { rmSync } from "node:fs";
 import { readCriuErrors } from "../criu/criu-log.js";
-import { criuLazyPages, dieWithParentUnless } from "../exec/command-lines.js";
+import { KERNDAT_TARGET } from "../criu/kerndat-cache.js";
+import {
+  criuLazyPages,
+  dieWithParentUnless,
+  inNewMountNamespace,
+  withKerndatCache,
+} from "../exec/command-lines.js";
 import { describeExit, type OwnedProcess, spawnOwned } from "../exec/owned-process.js";
 
 export interface LazyPagesDaemon {
@@ -30,10 +36,18 @@ export async function startLazyPagesDaemon(
   isDetached: boolean,
   /** The daemon reads the image's metadata before it listens: seconds at most. */
   timeoutMs: number,
+  /** warmstart's copy of CRIU's kernel-feature cache: the daemon probes the kernel too. */
+  kerndatFile?: string,
 ): Promise<LazyPagesOutcome> {
+  const lazyPages = criuLazyPages(criuPath, {
+    imagesDir,
+    logFile: logPath,
+    logLevel: 2,
+    statusFd: STATUS_FD,
+  });
   const command = dieWithParentUnless(
     isDetached,
-    criuLazyPages(criuPath, { imagesDir, logFile: logPath, logLevel: 2, statusFd: STATUS_FD }),
+    kerndatFile ? inNewMountNamespace(withKerndatCache(kerndatFile, KERNDAT_TARGET, lazyPages)) : lazyPages,
   );
   const daemon = spawnOwned(command, {
     isSessionLeader: true,

@@ -6,6 +6,7 @@ import { checkInputs, findEntry, type UnfitEntries } from "../cache/find-entry.j
 import { scheduleHousekeeping } from "../cache/housekeeping.js";
 import { ownerOf } from "../cache/owner-stamp.js";
 import { handOverRuntimeDir, notifySocketDir } from "../cache/runtime-dir.js";
+import { findKerndatCache, keepKerndatCache } from "../criu/kerndat-cache.js";
 import type { NotifyListener } from "../readiness/notify.js";
 import { afterRestore, describeResume, openControl, runtimeContextFor } from "../runtime/app-runtime.js";
 import {
@@ -107,8 +108,10 @@ export async function restoreSnapshot(
   const notify = await listenForRestoredNotify(context, session);
   const oldNotifySocket = redirectableNotifySocket(cache, entry);
   const { isInputsUnchecked } = state;
+  const kerndatFile = findKerndatCache(cache.dir, cache.criuPath);
   const restoring = startWarm({
     criuPath: cache.criuPath,
+    ...(kerndatFile ? { kerndatFile } : {}),
     entry,
     workDir: session.runtime.path,
     logPath,
@@ -328,6 +331,7 @@ function serveRestored(
   });
   sayReady(restored.notify);
   context.step("serving");
+  keepKerndatCache(cache.dir, cache.criuPath);
   if (opts.isDetached && restored.lazyPagesPid !== undefined) {
     // The daemon outlives this launch and still reads the staged images: it owns them now.
     const daemon = ownerOf(restored.lazyPagesPid);

@@ -5,12 +5,14 @@ import { join } from "node:path";
 import { Readable, type Writable } from "node:stream";
 import type { CacheEntry } from "../cache/entry-store.js";
 import { readCriuErrors } from "../criu/criu-log.js";
+import { KERNDAT_TARGET } from "../criu/kerndat-cache.js";
 import {
   type CommandLine,
   criuRestore,
   dieWithParentUnless,
   inNewPidNamespace,
   perlScript,
+  withKerndatCache,
   withNotifySocketAt,
 } from "../exec/command-lines.js";
 import { type OwnedHandle, spawnOwned, spawnOwnedNative } from "../exec/owned-process.js";
@@ -53,6 +55,8 @@ export interface WarmStartOptions {
   /** Leave the restored app stopped until SIGCONT (serve's spare): the reaper's resume
    * marker then means "restored", and the app runs only when resumed. */
   readonly isLeftStopped: boolean;
+  /** warmstart's copy of CRIU's kernel-feature cache, mounted over its path for CRIU. */
+  readonly kerndatFile?: string;
   /** Makes the NOTIFY_SOCKET path in the image reach this launch's socket. */
   readonly notifyRedirect?: { readonly dir: string; readonly oldPath: string; readonly newPath: string };
 }
@@ -114,6 +118,7 @@ export async function startWarm(options: WarmStartOptions): Promise<WarmStartOut
       options.logPath.replace(/\.log$/, "-lazy-pages.log"),
       options.isDetached,
       options.timeoutMs,
+      options.kerndatFile,
     );
     if (!started.isStarted) return failed(started.errors);
     lazy = started.daemon;
@@ -157,7 +162,12 @@ function restoreCommand(options: WarmStartOptions, imagesDir: string, isLazy: bo
     isLazy,
     isLeftStopped: options.isLeftStopped,
   });
-  const inNamespace = options.notifyRedirect ? withNotifySocketAt(options.notifyRedirect, criu) : criu;
+  const withKerndat = options.kerndatFile
+    ? withKerndatCache(options.kerndatFile, KERNDAT_TARGET, criu)
+    : criu;
+  const inNamespace = options.notifyRedirect
+    ? withNotifySocketAt(options.notifyRedirect, withKerndat)
+    : withKerndat;
   return dieWithParentUnless(options.isDetached, inNewPidNamespace(!options.isDetached, inNamespace));
 }
 

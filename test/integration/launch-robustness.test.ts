@@ -2,12 +2,15 @@
 // failure paths, with real CRIU on real processes.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import {
   chmodSync,
+  existsSync,
   mkdirSync,
   readdirSync,
   readFileSync,
   rmSync,
+  statfsSync,
   statSync,
   utimesSync,
   writeFileSync,
@@ -365,6 +368,60 @@ describe("warmstart run: state that PIDs cannot fool", () => {
 });
 
 describe("warmstart run: what a restored copy finds", () => {
+  test("CRIU's kernel-feature cache: kept per boot by warmstart where /run is no tmpfs, seen by CRIU only in the restore's namespace", async () => {
+    const { cacheDir, reportFile } = newCache();
+    const port = await freePort();
+    const seen = join(makeTempDir(), "kdat-seen");
+    // The real CRIU, which first records what /run/criu.kdat holds where it restores.
+    const criu = join(makeTempDir("warmstart-kdat-criu-"), "criu");
+    const real = execFileSync("sh", ["-c", "command -v criu"], {
+      encoding: "utf8",
+      env: { ...process.env, PATH: `/usr/local/sbin:${process.env.PATH}` },
+    }).trim();
+    writeFileSync(
+      criu,
+      `#!/bin/sh\ncase "$1" in restore|lazy-pages) sha256sum < /run/criu.kdat > ${seen}-$1 ;; esac\nexec ${real} "$@"\n`,
+    );
+    chmodSync(criu, 0o755);
+    const args = runArgs(cacheDir, reportFile, [`tcp:${port}`], TICKER);
+    const env = { PORT: String(port), WARMSTART_CRIU: criu };
+    const cold = new WarmstartRun(args, env);
+    await cold.waitFor(/snapshot saved/, "stderr", 60_000);
+    const kerndatDir = join(cacheDir, "kerndat");
+    if (statfsSync("/run").type === 0x01021994) {
+      // CRIU keeps its own cache on a tmpfs /run: nothing for warmstart to keep.
+      await cold.stop();
+      assert.equal(existsSync(kerndatDir), false);
+      return;
+    }
+    assert.ok(
+      await waitUntil(
+        () => existsSync(kerndatDir) && readdirSync(kerndatDir).some((name) => name.endsWith(".kdat")),
+        30_000,
+      ),
+      "no copy of CRIU's cache was made after the snapshot",
+    );
+    await cold.stop();
+    const [copy = ""] = readdirSync(kerndatDir).filter((name) => name.endsWith(".kdat"));
+    const copyBytes = readFileSync(join(kerndatDir, copy));
+    assert.ok(copyBytes.length > 0);
+    // Eager, then lazy: the lazy-pages daemon probes the kernel too.
+    for (const mode of ["--no-lazy", "--lazy"]) {
+      const warm = new WarmstartRun(runArgs(cacheDir, reportFile, [`tcp:${port}`], TICKER, [mode]), env);
+      await warm.waitFor(/ready, warm/, "stderr", 60_000);
+      await warm.stop();
+    }
+    const expected = createHash("sha256").update(copyBytes).digest("hex");
+    for (const command of ["restore", "lazy-pages"])
+      assert.equal(
+        readFileSync(`${seen}-${command}`, "utf8").split(" ")[0],
+        expected,
+        `criu ${command} did not find the copy at /run/criu.kdat`,
+      );
+    // Outside the restore's namespace the path is an empty file (any other CRIU removes it).
+    assert.equal(existsSync("/run/criu.kdat") ? statSync("/run/criu.kdat").size : 0, 0);
+  });
+
   test("a second warm launch on a port the first holds: not restored beside it; the holder is named", async () => {
     const { cacheDir, reportFile } = newCache();
     const port = await freePort();
