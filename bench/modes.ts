@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { IMAGE_FORMAT_VERSION } from "../src/cache/key.js";
 import { LAZY_MIN_IMAGE_BYTES } from "../src/launch/launch.js";
 import { waitForPortFree } from "./ports.js";
-import { measureRawRestore } from "./raw-criu.js";
+import { measureRawRestore, prepareKerndatCopy } from "./raw-criu.js";
 import { measureTtfr, stop, type TtfrRun } from "./ttfr.js";
 import { CLI, JVM_BUILD_DIR, type PeerName, ROOT, readRunShJavaFlags, type Workload } from "./workloads.js";
 
@@ -283,6 +283,7 @@ export async function makeSnapshot(ctx: BenchContext): Promise<Snapshot> {
     });
     const entryDir = await waitForEntry(join(ctx.cacheDir, `v${IMAGE_FORMAT_VERSION}`), 120_000);
     await stopWarmstart(run, ctx.workload.timeoutMs);
+    await prepareKerndatCopy(ctx.cacheDir, ctx.env);
     await waitForPortFree(ctx.port);
     const report = readLastReport(reportPath);
     if (report.checkpoint !== "saved") {

@@ -15,7 +15,21 @@ import {
 } from "node:fs";
 import { request } from "node:http";
 import { join } from "node:path";
-import { criuLazyPages, criuRestore, inNewPidNamespace } from "../src/exec/command-lines.js";
+import { findCriu } from "../src/criu/find-criu.js";
+import {
+  findKerndatCache,
+  hasKerndatTarget,
+  KERNDAT_TARGET,
+  makeKerndatCache,
+} from "../src/criu/kerndat-cache.js";
+import {
+  type CommandLine,
+  criuLazyPages,
+  criuRestore,
+  inNewMountNamespace,
+  inNewPidNamespace,
+  withKerndatCache,
+} from "../src/exec/command-lines.js";
 import { findRestoredPid } from "../src/launch/warm-start.js";
 import { liveChildren, measureTtfr, stop } from "./ttfr.js";
 
@@ -37,6 +51,40 @@ export interface RawRestoreOptions {
 }
 
 const CRIU = process.env.WARMSTART_CRIU ?? "criu";
+
+/**
+ * The copy of CRIU's kernel-feature cache that warmstart keeps in the entry's cache
+ * (src/criu/kerndat-cache.ts), if there is one: raw CRIU gets it too, mounted the same way,
+ * as CRIU has its own cache on hosts whose /run is a tmpfs. Without it raw CRIU would probe
+ * the kernel (~45 ms here) where warmstart does not, and warm − raw-criu would not be
+ * warmstart's own time.
+ */
+function kerndatCopyOf(entry: SnapshotEntry): string | undefined {
+  const dir = join(entry.imagesDir, "..", "..", "..", "kerndat");
+  try {
+    const name = readdirSync(dir).find((file) => file.endsWith(".kdat"));
+    return name && hasKerndatTarget() ? join(dir, name) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Makes the copy for the bench's cache now, as warmstart does after a launch (in the
+ * background, which a bench that stops its launch at once may cut short): warm and raw-criu
+ * launches then both start with it.
+ */
+export async function prepareKerndatCopy(cacheDir: string, env: NodeJS.ProcessEnv): Promise<void> {
+  const criu = await findCriu(env);
+  if (criu.found && !findKerndatCache(cacheDir, criu.criu.path))
+    await makeKerndatCache(cacheDir, criu.criu.path);
+}
+
+/** CRIU's command, with the kernel-feature cache mounted for it when there is a copy. */
+function withKerndat(entry: SnapshotEntry, command: CommandLine): CommandLine {
+  const copy = kerndatCopyOf(entry);
+  return copy ? withKerndatCache(copy, KERNDAT_TARGET, command) : command;
+}
 
 /** A private copy of the entry's images (hard links) and the restore's log, in `scratchDir`. */
 function stageImages(options: RawRestoreOptions): { stage: string; imagesDir: string; logPath: string } {
@@ -61,19 +109,22 @@ function rawRestoreCommand(
   options: RawRestoreOptions,
   staged: { imagesDir: string; logPath: string },
   isLeftStopped: boolean,
-): readonly string[] {
+): CommandLine {
   const stdioFds = [4, 5, 6];
   return inNewPidNamespace(
     true,
-    criuRestore(CRIU, {
-      imagesDir: staged.imagesDir,
-      logFile: staged.logPath,
-      logLevel: 2,
-      inheritFds: options.entry.stdio.map((resource, fd) => ({ fd: stdioFds[fd] ?? -1, resource })),
-      execCommand: [],
-      isLazy: options.isLazy,
-      isLeftStopped,
-    }),
+    withKerndat(
+      options.entry,
+      criuRestore(CRIU, {
+        imagesDir: staged.imagesDir,
+        logFile: staged.logPath,
+        logLevel: 2,
+        inheritFds: options.entry.stdio.map((resource, fd) => ({ fd: stdioFds[fd] ?? -1, resource })),
+        execCommand: [],
+        isLazy: options.isLazy,
+        isLeftStopped,
+      }),
+    ),
   );
 }
 
@@ -100,6 +151,7 @@ async function withRawRestore<T>(
   try {
     if (options.isLazy)
       daemon = await startLazyPages(
+        options.entry,
         staged.imagesDir,
         join(staged.stage, "lazy-pages.log"),
         options.timeoutMs,
@@ -197,8 +249,15 @@ function getOnce(url: string, timeoutMs: number): Promise<void> {
 }
 
 /** Starts `criu lazy-pages` and resolves once it listens (it writes to --status-fd), as warmstart does. */
-function startLazyPages(imagesDir: string, logPath: string, timeoutMs: number): Promise<ChildProcess> {
-  const [file, ...args] = criuLazyPages(CRIU, { imagesDir, logFile: logPath, logLevel: 2, statusFd: 3 });
+function startLazyPages(
+  entry: SnapshotEntry,
+  imagesDir: string,
+  logPath: string,
+  timeoutMs: number,
+): Promise<ChildProcess> {
+  const lazyPages = criuLazyPages(CRIU, { imagesDir, logFile: logPath, logLevel: 2, statusFd: 3 });
+  const command = kerndatCopyOf(entry) ? inNewMountNamespace(withKerndat(entry, lazyPages)) : lazyPages;
+  const [file = "", ...args] = command;
   const daemon = spawn(file, args, { stdio: ["ignore", "ignore", "pipe", "pipe"] });
   liveChildren.add(daemon);
   daemon.once("exit", () => liveChildren.delete(daemon));

@@ -23,7 +23,7 @@ import { IMAGE_FORMAT_VERSION } from "../src/cache/key.js";
 import { formatWithBiome } from "./format-results.js";
 import { describeMachine } from "./machine.js";
 import { findFreePort, waitForPortFree } from "./ports.js";
-import { measureRawRestore, measureRawSpare } from "./raw-criu.js";
+import { measureRawRestore, measureRawSpare, prepareKerndatCopy } from "./raw-criu.js";
 import { type Summary, summarize } from "./stats.js";
 import { CLI, ROOT, WORKLOADS, type Workload, type WorkloadName } from "./workloads.js";
 
@@ -171,6 +171,7 @@ async function takeSnapshot(cacheDir: string, port: number, workload: Workload):
   run.kill("SIGTERM");
   await gone;
   await waitForPortFree(port, 30_000);
+  await prepareKerndatCopy(cacheDir, process.env);
   const root = join(cacheDir, `v${IMAGE_FORMAT_VERSION}`);
   const key = readdirSync(root).find((name) => !name.startsWith("."));
   if (!key) throw new Error("the snapshot did not land");

@@ -38,12 +38,20 @@ export function findKerndatCache(cacheDir: string, criuPath: string): string | u
   const file = cacheFileOf(cacheDir, criuPath);
   if (!file) return undefined;
   try {
-    if (!lstatSync(file).isFile()) return undefined;
-    // The bind mount needs a file to cover; O_NOFOLLOW: never one a symlink points at.
-    closeSync(openSync(KERNDAT_TARGET, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600));
-    return file;
+    return lstatSync(file).isFile() && hasKerndatTarget() ? file : undefined;
   } catch {
     return undefined;
+  }
+}
+
+/** /run/criu.kdat exists (made empty if not): a bind mount needs a file to cover. */
+export function hasKerndatTarget(): boolean {
+  try {
+    // O_NOFOLLOW: never a file a symlink points at.
+    closeSync(openSync(KERNDAT_TARGET, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o600));
+    return true;
+  } catch {
+    return false;
   }
 }
 
