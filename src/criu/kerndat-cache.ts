@@ -27,7 +27,7 @@ import { runToCompletion } from "../exec/owned-process.js";
  * /run/criu.kdat inside each restore's private mount namespace, where CRIU loads it (it checks
  * the file's magic and size, not its filesystem). Outside that namespace /run/criu.kdat stays
  * an empty file, which any other CRIU finds stale and removes. A new boot or another CRIU
- * binary has no copy until one is made (after a launch is ready, never in its way).
+ * binary has no copy until one is made (once a launch is ready, never in its way).
  */
 export const KERNDAT_TARGET = "/run/criu.kdat";
 const TMPFS_MAGIC = 0x01021994;
@@ -65,8 +65,8 @@ export function isKerndatCacheWanted(): boolean {
 }
 
 /**
- * Once a launch is ready (and its dump is over): makes the copy for this boot and this CRIU if
- * there is none yet, in the background. Never in a launch's way.
+ * Once a launch is ready: makes the copy for this boot and this CRIU if there is none yet, in
+ * the background. Never in a launch's way.
  */
 export function keepKerndatCache(cacheDir: string, criuPath: string): void {
   if (findKerndatCache(cacheDir, criuPath) || !isKerndatCacheWanted()) return;

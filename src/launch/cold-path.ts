@@ -122,9 +122,10 @@ export async function waitForColdApp(
     checkpointStop.signal,
   );
   if (session.cache) scheduleHousekeeping(session.cache);
-  // After the dump, which it would slow down: restores of this snapshot then skip CRIU's probe.
-  const { cache } = session;
-  if (cache) void checkpoint.then(() => keepKerndatCache(cache.dir, cache.criuPath));
+  // Beside the dump (the app serves already), so that the first restore of this snapshot, often
+  // the very next launch, skips CRIU's kernel probe: made after the dump, a launch stopped as
+  // soon as its snapshot is saved cut it short.
+  if (session.cache) keepKerndatCache(session.cache.dir, session.cache.criuPath);
   void Promise.all([app.exited, checkpoint]).then(() => context.resources.releaseAll());
   const launched = toLaunch(
     {
