@@ -148,15 +148,23 @@ export function spawnOwned(command: CommandLine, options: OwnedSpawnOptions = {}
       return stopping;
     },
   };
-  if (options.isSessionLeader) isGroupLeader.add(owned);
+  own(owned, options);
   const timer = stopOnTimeoutOrAbort(owned, options, (reason) => {
     endReason = reason;
   });
+  return owned;
+}
+
+/** Signals reach its process group if it leads one; it is killed at exit unless told not to. */
+function own(
+  owned: OwnedHandle,
+  options: { readonly isSessionLeader?: boolean; readonly isKilledAtExit?: boolean },
+): void {
+  if (options.isSessionLeader) isGroupLeader.add(owned);
   if (options.isKilledAtExit ?? true) {
     installExitHook();
     killedAtExit.add(owned);
   }
-  return owned;
 }
 
 /** `signal`, then SIGKILL after `graceMs`; resolves with the exit. */
@@ -226,11 +234,8 @@ export function spawnOwnedNative(command: CommandLine, options: NativeOwnedOptio
     hasExited: () => hasExited,
     kill(signal) {
       if (hasExited) return;
-      try {
-        process.kill(options.isSessionLeader ? -pid : pid, signal);
-      } catch {
-        // Exiting already; the reaping below finds it.
-      }
+      killQuietly(owned, signal);
+      // Exiting, or already gone: the reaping finds out which.
       startReaping();
     },
     stop(signal = "SIGTERM", graceMs = DEFAULT_KILL_GRACE_MS) {
@@ -240,11 +245,7 @@ export function spawnOwnedNative(command: CommandLine, options: NativeOwnedOptio
   };
   if (options.endOfChild.closed || options.endOfChild.destroyed) startReaping();
   else options.endOfChild.once("close", startReaping);
-  if (options.isSessionLeader) isGroupLeader.add(owned);
-  if (options.isKilledAtExit ?? true) {
-    installExitHook();
-    killedAtExit.add(owned);
-  }
+  own(owned, options);
   return owned;
 }
 

@@ -175,14 +175,23 @@ function restoreCommand(options: WarmStartOptions, imagesDir: string, isLazy: bo
 interface RestoreSpawn {
   readonly command: CommandLine;
   readonly env: NodeJS.ProcessEnv;
-  /** Attached: the chain's fds from 0 (the app's pipes at RESTORE_STDIO_FDS and
-   * RESTORE_CONTROL_FDS for --inherit-fd), for posix_spawn. */
-  readonly fds?: readonly (number | null | undefined)[];
-  /** Detached: Node's stdio for the bash wrapper. */
-  readonly stdio?: StdioOptions;
-  /** Where CRIU's output and the reaper's resume marker arrive: the launcher's end of the
-   * chain's stdout and stderr (attached), or the wrapper's stdio index (detached). */
-  readonly channel: Socket | number;
+  /** How it is started; the channel is where CRIU's output and the reaper's resume marker
+   * arrive. */
+  readonly start:
+    | {
+        /** Attached: posix_spawn with the chain's fds from 0 (the app's pipes at
+         * RESTORE_STDIO_FDS and RESTORE_CONTROL_FDS for --inherit-fd); the channel is the
+         * launcher's end of the chain's stdout and stderr. */
+        readonly kind: "posix-spawn";
+        readonly fds: readonly (number | null | undefined)[];
+        readonly channel: Socket;
+      }
+    | {
+        /** Detached: Node's spawn of the bash wrapper; the channel is one of its stdio. */
+        readonly kind: "node-spawn";
+        readonly stdio: StdioOptions;
+        readonly channelIndex: number;
+      };
   readonly app: AppStdio;
   readonly control: { readonly down: Writable; readonly up: Readable } | undefined;
   /** The chain's ends of pipes made here, closed here once it has them. */
@@ -221,8 +230,11 @@ function restoreSpawn(options: WarmStartOptions, command: CommandLine, hasContro
       const wrapper = bashWrapper(detachedRestoreWrapper(), command, options.env);
       return {
         ...wrapper,
-        stdio: ["ignore", "inherit", "inherit", "pipe", "ignore", "ignore", "ignore", ...controlFds],
-        channel: 3,
+        start: {
+          kind: "node-spawn",
+          stdio: ["ignore", "inherit", "inherit", "pipe", "ignore", "ignore", "ignore", ...controlFds],
+          channelIndex: 3,
+        },
         app: { stdin: null, stdout: null, stderr: null },
         control,
         childEnds,
@@ -237,17 +249,20 @@ function restoreSpawn(options: WarmStartOptions, command: CommandLine, hasContro
     return {
       command,
       env: options.env,
-      fds: [
-        null,
-        channel.childFd,
-        channel.childFd,
-        undefined,
-        stdin.childFd,
-        stdout.childFd,
-        stderr.childFd,
-        ...controlFds,
-      ],
-      channel: channel.ours,
+      start: {
+        kind: "posix-spawn",
+        fds: [
+          null,
+          channel.childFd,
+          channel.childFd,
+          undefined,
+          stdin.childFd,
+          stdout.childFd,
+          stderr.childFd,
+          ...controlFds,
+        ],
+        channel: channel.ours,
+      },
       app: { stdin: stdin.ours, stdout: stdout.ours, stderr: stderr.ours },
       control,
       childEnds,
@@ -261,25 +276,25 @@ function restoreSpawn(options: WarmStartOptions, command: CommandLine, hasContro
 }
 
 /** The restore chain started: posix_spawn when attached, Node's spawn for the detached wrapper. */
-function spawnChain(spawned: RestoreSpawn): { owned: OwnedHandle; channels: Readable[] } {
-  if (spawned.fds && spawned.channel instanceof Socket) {
-    const owned = spawnOwnedNative(spawned.command, {
-      env: spawned.env,
-      fds: spawned.fds,
+function spawnChain({ command, env, start }: RestoreSpawn): { owned: OwnedHandle; channels: Readable[] } {
+  if (start.kind === "posix-spawn") {
+    const owned = spawnOwnedNative(command, {
+      env,
+      fds: start.fds,
       isSessionLeader: true,
       isKilledAtExit: true,
-      endOfChild: spawned.channel,
+      endOfChild: start.channel,
     });
-    return { owned, channels: [spawned.channel] };
+    return { owned, channels: [start.channel] };
   }
-  const owned = spawnOwned(spawned.command, {
-    env: spawned.env,
+  const owned = spawnOwned(command, {
+    env,
     isSessionLeader: true,
     isKilledAtExit: false,
-    ...(spawned.stdio ? { stdio: spawned.stdio } : {}),
+    stdio: start.stdio,
   });
   // A spawn that failed (out of fds or processes) has no stdio at all.
-  const channel = typeof spawned.channel === "number" ? owned.child.stdio?.[spawned.channel] : undefined;
+  const channel = owned.child.stdio?.[start.channelIndex];
   return { owned, channels: channel instanceof Readable ? [channel] : [] };
 }
 
@@ -305,7 +320,7 @@ async function restore(
   if (pid === undefined) {
     const exit = await owned.stop("SIGKILL");
     const { app, control } = spawned;
-    const channel = spawned.channel instanceof Socket ? spawned.channel : undefined;
+    const channel = spawned.start.kind === "posix-spawn" ? spawned.start.channel : undefined;
     for (const stream of [app.stdin, app.stdout, app.stderr, control?.down, control?.up, channel])
       stream?.destroy();
     if (exit.reason === "spawn-failed")
