@@ -28,7 +28,8 @@ export interface Launch {
    * the inputs seen while it started, is in report() once the snapshot is saved). */
   readonly key: string | null;
   readonly readyMs: number;
-  /** Settles when the cold launch's checkpoint is done (undefined: none was taken). */
+  /** Settles when the launch's own work after ready is done: a cold launch's checkpoint, a
+   * warm launch's bookkeeping in the cache (undefined: no checkpoint was taken). */
   readonly checkpoint: Promise<CheckpointOutcome | undefined>;
   readonly exited: Promise<AppExit>;
   kill(signal: NodeJS.Signals): void;

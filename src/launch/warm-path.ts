@@ -277,9 +277,10 @@ export async function checkRestoredApp(
   if (ready?.ready && resumed.isReady)
     for (const hookFailure of resumed.failures)
       opts.emit({ type: "warning", message: `restore hook failed: ${hookFailure}` });
-  // Removing the staged images blocks for ~5 ms: after the re-check, not before it. A lazy
-  // restore's daemon reads them until every page is in.
-  void restored.imagesReleased.then(() => restored.imagesOwned.release());
+  // Removing the staged images blocks for 3-8 ms: after the re-check, and after whoever
+  // awaits this launch has had its turn (afterThisTurn). A lazy restore's daemon reads them
+  // until every page is in.
+  void restored.imagesReleased.then(() => afterThisTurn(() => restored.imagesOwned.release()));
   stopWatching();
   if (failure || !ready?.ready) {
     app.kill("SIGKILL");
@@ -314,13 +315,26 @@ function serveRestored(
   const { opts } = context;
   const { app } = restored;
   const readyMs = context.elapsedMs();
-  rmSync(
-    join(cache.logsDir, `restore-${entry.manifest.key.slice(0, 12)}-${basename(session.runtime.path)}.log`),
-    {
-      force: true,
-    },
-  );
-  recordHit(entry.dir, readyMs);
+  const bookkept = afterThisTurn(() => {
+    try {
+      rmSync(
+        join(
+          cache.logsDir,
+          `restore-${entry.manifest.key.slice(0, 12)}-${basename(session.runtime.path)}.log`,
+        ),
+        { force: true },
+      );
+      recordHit(entry.dir, readyMs);
+      keepKerndatCache(cache.dir, cache.criuPath);
+    } catch (error) {
+      // The app serves; a cache that cannot be written to is the next lookup's to find.
+      opts.emit({
+        type: "warning",
+        message: `could not record the restore in the cache: ${(error as Error).message}`,
+      });
+    }
+    return undefined;
+  });
   opts.emit({
     type: "ready",
     mode: "warm",
@@ -331,7 +345,6 @@ function serveRestored(
   });
   sayReady(restored.notify);
   context.step("serving");
-  keepKerndatCache(cache.dir, cache.criuPath);
   if (opts.isDetached && restored.lazyPagesPid !== undefined) {
     // The daemon outlives this launch and still reads the staged images: it owns them now.
     const daemon = ownerOf(restored.lazyPagesPid);
@@ -344,7 +357,7 @@ function serveRestored(
   scheduleHousekeeping(cache);
   void app.exited.then(() => context.resources.releaseAll());
   const launched = toLaunch(
-    { mode: "warm", app, key: entry.manifest.key, readyMs, checkpoint: Promise.resolve(undefined) },
+    { mode: "warm", app, key: entry.manifest.key, readyMs, checkpoint: bookkept },
     {
       command: session.command.command,
       cache: "hit",
@@ -435,4 +448,17 @@ function writeNoticedEntry(cacheDir: string, entryDir: string): void {
   } catch {
     // Only costs a repeated notice.
   }
+}
+
+/**
+ * Runs `work` once the current turn of the event loop is over: the promise chain of whoever
+ * awaits this launch goes first (serve's hand-over of its queued connections waited 3-8 ms
+ * for the staged images' removal and the cache's bookkeeping). Settles when `work` has.
+ */
+function afterThisTurn<T>(work: () => T | Promise<T>): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    setImmediate(() => {
+      Promise.resolve().then(work).then(resolve, reject);
+    });
+  });
 }
