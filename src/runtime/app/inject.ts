@@ -7,12 +7,12 @@
  * At start-up: Math.random is replaced by a generator this runtime can reseed, the process
  * says hello on the control channel and waits for SIGURG. On SIGURG (a checkpoint): the
  * checkpoint hooks run (newest first), the workers run theirs and block, koffi is loaded,
- * the process acks and blocks its event loop in a 1-byte read on the control pipe. The
- * original reads its verdict ("saved" or "cancelled") once the dump is over; a restored
- * copy reads "restored" from the pipe its launcher gave it, then reseeds OpenSSL,
- * Math.random and Node's entropy caches before its event loop takes any other event (a
- * request waiting on its listening socket included). Then the restore hooks run and the
- * process reports.
+ * the young generation is scavenged, the process acks and blocks its event loop in a 1-byte
+ * read on the control pipe. The original reads its verdict ("saved" or "cancelled") once
+ * the dump is over; a restored copy reads "restored" from the pipe its launcher gave it,
+ * then reseeds OpenSSL, Math.random and Node's entropy caches before its event loop takes
+ * any other event (a request waiting on its listening socket included). Then the restore
+ * hooks run and the process reports.
  */
 import { fstatSync, readSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
@@ -34,6 +34,7 @@ import { runCheckpointHooks, runRestoreHooks } from "./hooks.js";
 import { installMathRandom, reseedMathRandom } from "./math-random.js";
 import { prepareOpenSslReseed, reseedOpenSsl } from "./openssl.js";
 import { isWorkerThread, joinAsWorker, ThreadCoordinator } from "./threads.js";
+import { scavengeYoungGeneration } from "./young-generation.js";
 
 const DEFAULT_HOOK_TIMEOUT_MS = 10_000;
 
@@ -112,6 +113,8 @@ class Realm {
     } catch (error) {
       return `warmstart's runtime cannot reseed OpenSSL here: ${(error as Error).message}`;
     }
+    // Last, so that the garbage of the hooks and of the loads above goes too.
+    scavengeYoungGeneration();
     return undefined;
   }
 
