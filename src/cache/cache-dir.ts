@@ -1,4 +1,4 @@
-import { existsSync, lstatSync, mkdirSync, statSync } from "node:fs";
+import { type BigIntStats, existsSync, lstatSync, mkdirSync, type Stats, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 
@@ -31,15 +31,26 @@ export function describeUnsafePath(
   } catch (error) {
     return `${path} cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)})`;
   }
+  return describeUnsafeStat(path, stat, kind, forbiddenModeBits);
+}
+
+/** describeUnsafePath for a path the caller has lstat'ed already (a stat it needs anyway). */
+export function describeUnsafeStat(
+  path: string,
+  stat: Stats | BigIntStats,
+  kind: "directory" | "file",
+  forbiddenModeBits = 0o022,
+): string | undefined {
   if (stat.isSymbolicLink()) return `${path} is a symlink`;
   if (kind === "directory" && stat.isFile()) return `${path} is a file, not a directory`;
   if (kind === "directory" && !stat.isDirectory()) return `${path} is not a directory`;
   if (kind === "file" && !stat.isFile()) return `${path} is not a regular file`;
   const uid = process.getuid?.() ?? 0;
-  if (stat.uid !== uid) return `${path} is owned by uid ${stat.uid}, not by you (uid ${uid})`;
-  if ((stat.mode & forbiddenModeBits) !== 0) {
-    const what = (stat.mode & 0o022) !== 0 ? "writable" : "readable";
-    return `${path} is ${what} by other users (mode ${(stat.mode & 0o777).toString(8)})`;
+  const mode = Number(stat.mode);
+  if (Number(stat.uid) !== uid) return `${path} is owned by uid ${stat.uid}, not by you (uid ${uid})`;
+  if ((mode & forbiddenModeBits) !== 0) {
+    const what = (mode & 0o022) !== 0 ? "writable" : "readable";
+    return `${path} is ${what} by other users (mode ${(mode & 0o777).toString(8)})`;
   }
   return undefined;
 }

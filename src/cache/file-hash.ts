@@ -1,5 +1,13 @@
 import { createHash } from "node:crypto";
-import { createReadStream, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  type BigIntStats,
+  createReadStream,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 
 /** The memo keeps this many facts, most recently used first; a fact costs ~200 bytes. */
@@ -44,12 +52,23 @@ export class FileHashIndex {
   /** Any fact derived from a file's bytes (its hash, the version a binary prints), kept
    * until the file changes. */
   async memoize(path: string, purpose: string, compute: () => Promise<string>): Promise<string> {
-    const stat = statSync(path, { bigint: true });
-    const stamp = `${purpose}\0${path}\0${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeNs}:${stat.ctimeNs}`;
-    const known = this.#entries.get(stamp);
+    const stamp = stampOf(path, purpose, statSync(path, { bigint: true }));
+    return this.#recall(stamp) ?? this.#learn(stamp, await compute());
+  }
+
+  /** memoize for a small file read synchronously, from the lstat the caller made already (its
+   * checks need one; a symlink is never followed). */
+  memoizeSync(path: string, purpose: string, stat: BigIntStats, compute: () => string): string {
+    const stamp = stampOf(path, purpose, stat);
+    return this.#recall(stamp) ?? this.#learn(stamp, compute());
+  }
+
+  #recall(stamp: string): string | undefined {
     this.#used.add(stamp);
-    if (known !== undefined) return known;
-    const value = await compute();
+    return this.#entries.get(stamp);
+  }
+
+  #learn(stamp: string, value: string): string {
     this.#remember(stamp, value);
     this.#isDirty = true;
     return value;
@@ -107,4 +126,10 @@ export function hashFileContent(path: string): Promise<string> {
       .on("error", reject)
       .on("end", () => resolve(hash.digest("hex")));
   });
+}
+
+/** What identifies one version of a file: ctime changes on every write, even when mtime is
+ * set back by hand. */
+function stampOf(path: string, purpose: string, stat: BigIntStats): string {
+  return `${purpose}\0${path}\0${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeNs}:${stat.ctimeNs}`;
 }

@@ -54,7 +54,7 @@ export async function findEntry(
   let problemKey = "";
   for (const key of listEntryKeysOf(store, baseKey)) {
     if (options.unfit?.keys.has(key)) continue;
-    const outcome = await store.lookup(key);
+    const outcome = await store.lookup(key, hashes);
     if (outcome.hit) {
       if (outcome.entry.manifest.baseKey === baseKey) found.push(outcome.entry);
     } else if (outcome.reason !== "missing" && !problem) {

@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
-import { chmodSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { chmodSync, lstatSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { verifyEntry } from "../../src/cache/entry-verify.js";
+import { FileHashIndex } from "../../src/cache/file-hash.js";
 import { flipByte } from "../corrupt-file.js";
 import { commitFakeEntry, fakeKey, makeStore } from "./fake-entries.js";
 
@@ -40,6 +42,28 @@ describe("verifyEntry", () => {
     assert.deepEqual(await verifyEntry(store, exposed.key), {
       state: "refused",
       detail: `${exposed.dir} is readable by other users (mode 755)`,
+    });
+  });
+
+  test("a launch's lookup hashes a small image file again only once it has changed", async () => {
+    const { cacheDir, store } = makeStore();
+    const entry = await commitFakeEntry(store, fakeKey("c5"));
+    const core = join(entry.imagesDir, "core-1.img");
+    const hashes = new FileHashIndex(cacheDir);
+    assert.equal((await store.lookup(entry.key, hashes)).hit, true);
+    // Remembered: the same version of the file is not read again.
+    const stat = lstatSync(core, { bigint: true });
+    assert.equal(
+      hashes.memoizeSync(core, "sha256", stat, () => assert.fail("re-read an unchanged file")),
+      createHash("sha256").update(readFileSync(core)).digest("hex"),
+    );
+    // A write moves the ctime: the memo does not vouch for the new bytes.
+    flipByte(core, 0);
+    assert.deepEqual(await store.lookup(entry.key, hashes), {
+      hit: false,
+      reason: "corrupt",
+      detail: `${core} does not match its sha256 in the manifest`,
+      dir: entry.dir,
     });
   });
 
