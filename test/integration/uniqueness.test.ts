@@ -39,10 +39,10 @@ function randomValues(answer: Answer): Map<string, string> {
  * GETs the URL over and over (a new connection each time) while a launch restores the app,
  * and a few times after it is ready: whatever the restored copy serves first is in here.
  */
-async function hammer(url: string, run: WarmstartRun): Promise<Answer[]> {
+async function hammer(url: string, run: WarmstartRun, ready = /ready, warm, pid/): Promise<Answer[]> {
   const answers: Answer[] = [];
   let isReady = false;
-  void run.waitFor(/ready, warm, pid/, "stderr", 60_000).then(
+  void run.waitFor(ready, "stderr", 60_000).then(
     () => {
       isReady = true;
     },
@@ -161,6 +161,42 @@ describe("restored copies are unique", () => {
     assert.equal(keys.length, 2);
     assert.equal(keys[0], keys[1], "the injection is not part of the key");
   });
+});
+
+describe("a restored copy that cannot reseed", () => {
+  for (const where of ["main", "worker"] as const) {
+    test(`never serves, and the launch starts cold (the ${where} thread could not reseed)`, async () => {
+      const { cacheDir, reportFile } = newCache();
+      const port = await freePort();
+      const url = `http://127.0.0.1:${port}/`;
+      const args = runArgs(
+        cacheDir,
+        reportFile,
+        [`tcp:${port}`],
+        ["node", fixture("unreseedable-server.cjs")],
+      );
+      const env = { PORT: String(port), UNRESEEDABLE: where };
+      const original = new WarmstartRun(args, env);
+      await original.waitFor(/ready pid=/);
+      await waitForEntry(cacheDir);
+      // What an unreseeded copy would hand out first: the next UUID of the snapshot's batch.
+      const stale = String((await getJson(url)).uuid);
+      await original.stop();
+
+      const run = new WarmstartRun(args, env);
+      const answers = await hammer(url, run, /ready, (warm|cold), pid/);
+      await run.stop();
+      assert.match(run.stderr, /could not reseed: .*taken away by the app/, run.stderr);
+      for (const answer of answers) assert.notEqual(String(answer.uuid), stale, "an unreseeded copy served");
+      assert.deepEqual(
+        readReports(reportFile).map((report) => [report.mode, report.fallbackReason]),
+        [
+          ["cold", null],
+          ["cold", "reseed-failed"],
+        ],
+      );
+    });
+  }
 });
 
 describe("the runtime and apps that switch users", () => {

@@ -96,7 +96,7 @@ function readVerdict(control: Control): Verdict {
 /** What each realm does around a checkpoint, main thread or worker alike. */
 class Realm {
   private crypto: Crypto | undefined;
-  private reseed: { isReseeded: boolean; failures: string[]; reseedMs: number } | undefined;
+  private reseed: { isReseeded: boolean; reseedMs: number } | undefined;
 
   constructor(
     private readonly registry: Registry,
@@ -119,9 +119,10 @@ class Realm {
   }
 
   /** Synchronous, right after the verdict. OpenSSL is the main thread's to reseed (its
-   * primary generator is the process's); each realm has its own Math.random and caches. */
-  resume(verdict: Verdict): void {
-    if (verdict !== "restored") return;
+   * primary generator is the process's); each realm has its own Math.random and caches.
+   * Returns why a restored realm could not reseed (nothing when it did). */
+  resume(verdict: Verdict): readonly string[] {
+    if (verdict !== "restored") return [];
     // Not performance.now(): Node loads `performance` on first use, and in a restored copy
     // that had not touched it, that first call took 9-11 ms here, on every warm launch.
     const startedNs = process.hrtime.bigint();
@@ -136,17 +137,14 @@ class Realm {
     this.registry.restoreCount++;
     this.reseed = {
       isReseeded: failures.length === 0,
-      failures,
       reseedMs: Number(process.hrtime.bigint() - startedNs) / 1e6,
     };
+    return failures;
   }
 
-  async runRestoreHooks(verdict: Verdict): Promise<string[]> {
+  runRestoreHooks(verdict: Verdict): Promise<string[]> {
     const info = { outcome: verdict, isRestored: verdict === "restored" };
-    return [
-      ...(this.reseed?.failures ?? []),
-      ...(await runRestoreHooks(this.registry, info, this.hookTimeoutMs)),
-    ];
+    return runRestoreHooks(this.registry, info, this.hookTimeoutMs);
   }
 
   report(failures: string[]): ResumeReport {
@@ -154,6 +152,18 @@ class Realm {
     this.reseed = undefined;
     return { isReseeded: reseed?.isReseeded ?? false, failures, reseedMs: reseed?.reseedMs ?? 0 };
   }
+}
+
+/**
+ * A restored copy that could not reseed (itself, or one of its workers) must never serve: it
+ * ends here, once it has said why, rather than let its event loop take a connection that its
+ * listener queued before its launcher, told just now, kills it.
+ */
+function refuseToServe(): never {
+  process.kill(process.pid, "SIGKILL");
+  // SIGKILL is not delivered before the kill() returns in every case: wait for it.
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
+  throw new Error("unreachable");
 }
 
 function startMainThread(control: Control, realm: Realm): void {
@@ -180,12 +190,26 @@ function startMainThread(control: Control, realm: Realm): void {
         send(control, { type: "checkpoint-ready", pid: process.pid });
         verdict = readVerdict(control);
         // No await between the read and here: nothing else runs before the reseed.
-        realm.resume(verdict);
+        const unreseeded = realm.resume(verdict);
+        if (unreseeded.length > 0) {
+          // Still no await: the app's event loop never runs again.
+          send(control, {
+            type: "resumed",
+            pid: process.pid,
+            verdict,
+            report: realm.report([...unreseeded]),
+          });
+          refuseToServe();
+        }
       }
       threads?.release(verdict);
       const failures = await realm.runRestoreHooks(verdict);
-      failures.push(...((await threads?.waitResumed(control.hookTimeoutMs + 1000)) ?? []));
-      send(control, { type: "resumed", pid: process.pid, verdict, report: realm.report(failures) });
+      const workers = await threads?.waitResumed(control.hookTimeoutMs + 1000);
+      failures.push(...(workers?.failures ?? []));
+      const report = realm.report(failures);
+      const isReseeded = report.isReseeded && (workers?.isReseeded ?? true);
+      send(control, { type: "resumed", pid: process.pid, verdict, report: { ...report, isReseeded } });
+      if (verdict === "restored" && !isReseeded) refuseToServe();
     } finally {
       isBusy = false;
     }

@@ -50,6 +50,8 @@ type ThreadMessage =
       readonly type: "resumed";
       readonly threadId: number;
       readonly generation: number;
+      /** False when a restored worker could not reseed: the copy must never serve. */
+      readonly isReseeded: boolean;
       readonly failures: readonly string[];
     };
 
@@ -74,7 +76,7 @@ function reportWorkerExits(channel: BroadcastChannel): void {
 /** What each worker answered in the current generation. */
 interface Answer {
   prepared?: { readonly failure: string | undefined };
-  resumed?: { readonly failures: readonly string[] };
+  resumed?: { readonly isReseeded: boolean; readonly failures: readonly string[] };
 }
 
 /** The main thread's side. */
@@ -110,7 +112,8 @@ export class ThreadCoordinator {
       const answer = this.answers.get(message.threadId) ?? {};
       if (message.type === "ready") answer.prepared = { failure: undefined };
       if (message.type === "failed") answer.prepared = { failure: message.detail };
-      if (message.type === "resumed") answer.resumed = { failures: message.failures };
+      if (message.type === "resumed")
+        answer.resumed = { isReseeded: message.isReseeded, failures: message.failures };
       this.answers.set(message.threadId, answer);
     }
     this.onChange?.();
@@ -140,9 +143,13 @@ export class ThreadCoordinator {
     Atomics.notify(this.word, 0);
   }
 
-  /** Waits for every worker to report its restore hooks; returns their failures. */
-  waitResumed(timeoutMs: number): Promise<string[]> {
-    return this.collect(timeoutMs, (answer) => answer.resumed?.failures);
+  /** Waits for every worker to report its restore hooks; returns their failures, and whether
+   * every worker that answered reseeded (a silent one was blocked, or is gone: it serves
+   * nothing unreseeded either way, since its reseed comes before its event loop goes on). */
+  async waitResumed(timeoutMs: number): Promise<{ failures: string[]; isReseeded: boolean }> {
+    const failures = await this.collect(timeoutMs, (answer) => answer.resumed?.failures);
+    const isReseeded = [...this.answers.values()].every((answer) => answer.resumed?.isReseeded !== false);
+    return { failures, isReseeded };
   }
 
   /** Resolves once every live worker has answered (`read` gives its failures), or at the timeout. */
@@ -176,8 +183,9 @@ export class ThreadCoordinator {
 export interface WorkerParticipant {
   /** Runs the worker's checkpoint hooks and everything to prepare; returns a failure or undefined. */
   readonly prepare: () => Promise<string | undefined>;
-  /** Runs synchronously right after the verdict, before the worker's event loop goes on. */
-  readonly resume: (verdict: Verdict) => void;
+  /** Runs synchronously right after the verdict, before the worker's event loop goes on;
+   * returns why a restored worker could not reseed (nothing when it did). */
+  readonly resume: (verdict: Verdict) => readonly string[];
   /** Runs the worker's restore hooks; returns their failures. */
   readonly runRestoreHooks: (verdict: Verdict) => Promise<string[]>;
 }
@@ -212,10 +220,16 @@ export function joinAsWorker(participant: WorkerParticipant): void {
       const value = Atomics.load(shared, 0);
       verdict =
         Math.floor(value / 4) === generation ? (VERDICT_BY_CODE[value & 3] ?? "cancelled") : "cancelled";
-      participant.resume(verdict);
+      const unreseeded = participant.resume(verdict);
+      if (unreseeded.length > 0) {
+        // This thread's event loop never runs again: the main thread reports why and ends
+        // the copy.
+        post({ type: "resumed", threadId, generation, isReseeded: false, failures: [...unreseeded] });
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
+      }
     }
     const failures = await participant.runRestoreHooks(verdict);
-    post({ type: "resumed", threadId, generation, failures });
+    post({ type: "resumed", threadId, generation, isReseeded: true, failures });
   };
   post({ type: "hello", threadId });
 }
