@@ -98,7 +98,8 @@ function isRuntimeManifest(value: unknown): boolean {
     PIPE.test(runtime.control.down) &&
     typeof runtime.control.up === "string" &&
     PIPE.test(runtime.control.up) &&
-    isCount(runtime.participants)
+    isCount(runtime.participants) &&
+    (runtime.canReseedEarly === undefined || typeof runtime.canReseedEarly === "boolean")
   );
 }
 

@@ -19,6 +19,7 @@ import {
   CHECKPOINT_SIGNAL,
   CONTROL_ENV,
   CONTROL_FDS,
+  EARLY_RESEED_PROTOCOL,
   HOOK_TIMEOUT_ENV,
   PROTOCOL_VERSION,
 } from "./protocol.js";
@@ -191,7 +192,11 @@ export async function beforeCheckpoint(
   }
   return {
     isReady: true,
-    manifest: { control, participants: blocked.length },
+    manifest: {
+      control,
+      participants: blocked.length,
+      canReseedEarly: blocked.every((pid) => channel.protocolOf(pid) >= EARLY_RESEED_PROTOCOL),
+    },
     blocked,
     knownParticipants,
   };
@@ -282,6 +287,50 @@ export async function afterRestore(
   if (failures.length > 0 && context.options.isStrictHooks)
     return { isReady: false, reason: "hook-failed", detail: failures.join("; ") };
   return { isReady: true, failures, reseedMs, resumeMs };
+}
+
+export type EarlyReseedOutcome =
+  | { readonly isReseeded: true; readonly reseedMs: number | undefined }
+  | { readonly isReseeded: false; readonly detail: string };
+
+/**
+ * A copy left stopped to wait (serve's spare), resumed for this alone: every participant
+ * reseeds now and blocks again, so that its resume later runs the restore hooks only
+ * (afterRestore, unchanged: the participants answer "restored" with this reseed's report).
+ * The reseed makes this copy unique, whenever it serves; the hooks (a database to reconnect)
+ * must run when it does. Snapshots whose runtime predates protocol 2 are not asked.
+ */
+export async function reseedEarly(
+  channel: ControlChannel | undefined,
+  runtime: RuntimeManifest | undefined,
+  context: RuntimeContext,
+): Promise<EarlyReseedOutcome> {
+  const participants = runtime?.canReseedEarly ? runtime.participants : 0;
+  if (participants === 0) return { isReseeded: true, reseedMs: undefined };
+  if (!channel) return { isReseeded: false, detail: "the restored app has no control channel" };
+  const answers = channel.collect(
+    (message) => message.type === "reseeded",
+    (accepted) => accepted.length >= participants,
+    context.options.hookTimeoutMs + 5000,
+  );
+  channel.writeVerdicts("reseed", participants);
+  const { messages, isTimedOut } = await answers;
+  if (isTimedOut)
+    return {
+      isReseeded: false,
+      detail: `${participants - messages.length} of ${participants} processes did not report their reseed (in time, or at all: the app exited)`,
+    };
+  let reseedMs = 0;
+  for (const message of messages) {
+    if (message.type !== "reseeded") continue;
+    if (!message.report.isReseeded)
+      return {
+        isReseeded: false,
+        detail: `process ${message.pid} could not reseed: ${message.report.failures.join("; ")}`,
+      };
+    reseedMs = Math.max(reseedMs, message.report.reseedMs);
+  }
+  return { isReseeded: true, reseedMs };
 }
 
 /** For -v: what the restored copy's runtime took. */

@@ -3,11 +3,11 @@ import type { ControlStreams } from "../launch/app-process.js";
 import { LineBuffer } from "../readiness/output-lines.js";
 import {
   CONTROL_FDS,
+  type DownByte,
   type ParticipantKind,
   parseUpMessage,
   type UpMessage,
   VERDICT_BYTES,
-  type Verdict,
 } from "./protocol.js";
 
 /**
@@ -17,6 +17,7 @@ import {
 export class ControlChannel {
   readonly #streams: ControlStreams;
   readonly #participants = new Map<number, ParticipantKind>();
+  readonly #protocols = new Map<number, number>();
   readonly #listeners = new Set<(message: UpMessage) => void>();
   readonly #closeListeners = new Set<() => void>();
   readonly #absentPaths = new Set<string>();
@@ -28,7 +29,10 @@ export class ControlChannel {
     lines.onLine((line) => {
       const message = parseUpMessage(line);
       if (!message) return;
-      if (message.type === "hello") this.#participants.set(message.pid, message.kind);
+      if (message.type === "hello") {
+        this.#participants.set(message.pid, message.kind);
+        this.#protocols.set(message.pid, message.protocol);
+      }
       if (message.type === "absent") for (const path of message.paths) this.#absentPaths.add(path);
       for (const listener of this.#listeners) listener(message);
     });
@@ -45,6 +49,11 @@ export class ControlChannel {
     return this.#participants;
   }
 
+  /** The protocol a participant said hello with (0 if it did not). */
+  protocolOf(pid: number): number {
+    return this.#protocols.get(pid) ?? 0;
+  }
+
   /** Paths the app's module resolution found absent while it started: inputs too (a nearer
    * node_modules/<name> that appears changes what it loads). */
   get absentPaths(): ReadonlySet<string> {
@@ -57,8 +66,8 @@ export class ControlChannel {
     return () => this.#listeners.delete(listener);
   }
 
-  /** Wakes `count` blocked participants with the verdict. */
-  writeVerdicts(verdict: Verdict, count: number): void {
+  /** Wakes `count` blocked participants with the verdict (or tells them to reseed first). */
+  writeVerdicts(verdict: DownByte, count: number): void {
     if (count > 0) this.#streams.down.write(VERDICT_BYTES[verdict].repeat(count));
   }
 

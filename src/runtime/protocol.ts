@@ -14,8 +14,11 @@
  * hello takes no harm).
  */
 
-/** Bump when the messages or the byte verdicts change meaning. */
-export const PROTOCOL_VERSION = 1;
+/** Bump when the messages or the byte verdicts change meaning. 2: the early reseed ("S",
+ * "reseeded"). */
+export const PROTOCOL_VERSION = 2;
+/** The first protocol whose participants understand the early reseed. */
+export const EARLY_RESEED_PROTOCOL = 2;
 
 /** `WARMSTART_CONTROL=<version>:<down fd>:<up fd>` in the app's environment. */
 export const CONTROL_ENV = "WARMSTART_CONTROL";
@@ -28,12 +31,18 @@ export const CONTROL_FDS = { down: 40, up: 41 } as const;
 
 export const CHECKPOINT_SIGNAL = "SIGURG";
 
-/** What the blocked participants are told, one byte each. */
-export const VERDICT_BYTES = { saved: "D", cancelled: "C", restored: "R" } as const;
-export type Verdict = keyof typeof VERDICT_BYTES;
+/**
+ * What the blocked participants are told, one byte each. "reseed" comes before "restored" to
+ * a copy that waits (serve's spare): the participant reseeds at once, says "reseeded", and
+ * blocks for its verdict again; at that one it runs its restore hooks only.
+ */
+export const VERDICT_BYTES = { saved: "D", cancelled: "C", restored: "R", reseed: "S" } as const;
+export type DownByte = keyof typeof VERDICT_BYTES;
+export type Verdict = Exclude<DownByte, "reseed">;
 
-export function verdictOf(byte: string): Verdict | undefined {
-  for (const [verdict, value] of Object.entries(VERDICT_BYTES)) if (value === byte) return verdict as Verdict;
+export function verdictOf(byte: string): DownByte | undefined {
+  for (const [verdict, value] of Object.entries(VERDICT_BYTES))
+    if (value === byte) return verdict as DownByte;
   return undefined;
 }
 
@@ -66,7 +75,9 @@ export type UpMessage =
       readonly pid: number;
       readonly verdict: Verdict;
       readonly report: ResumeReport;
-    };
+    }
+  /** After "reseed": the reseed's outcome (its failures are the reseed's only). */
+  | { readonly type: "reseeded"; readonly pid: number; readonly report: ResumeReport };
 
 export function formatUpMessage(message: UpMessage): string {
   switch (message.type) {
@@ -79,11 +90,23 @@ export function formatUpMessage(message: UpMessage): string {
     case "absent":
       return `absent ${message.pid} ${JSON.stringify(message.paths)}\n`;
     case "resumed":
-      return `resumed ${message.pid} ${message.verdict} ${JSON.stringify({
-        ...message.report,
-        failures: message.report.failures.map(clip),
-      })}\n`;
+      return `resumed ${message.pid} ${message.verdict} ${formatReport(message.report)}\n`;
+    case "reseeded":
+      return `reseeded ${message.pid} ${formatReport(message.report)}\n`;
   }
+}
+
+function formatReport(report: ResumeReport): string {
+  return JSON.stringify({ ...report, failures: report.failures.map(clip) });
+}
+
+function parseReport(text: string): ResumeReport {
+  const report = JSON.parse(text) as Partial<ResumeReport>;
+  return {
+    isReseeded: report.isReseeded === true,
+    failures: Array.isArray(report.failures) ? report.failures.map(String) : [],
+    reseedMs: Number(report.reseedMs ?? 0),
+  };
 }
 
 /** A line must stay below PIPE_BUF (4096) to be written atomically: senders split longer
@@ -119,18 +142,10 @@ export function parseUpMessage(line: string): UpMessage | undefined {
         const space = rest.indexOf(" ");
         const verdict = rest.slice(0, space);
         if (verdict !== "saved" && verdict !== "cancelled" && verdict !== "restored") return undefined;
-        const report = JSON.parse(rest.slice(space + 1)) as Partial<ResumeReport>;
-        return {
-          type,
-          pid,
-          verdict,
-          report: {
-            isReseeded: report.isReseeded === true,
-            failures: Array.isArray(report.failures) ? report.failures.map(String) : [],
-            reseedMs: Number(report.reseedMs ?? 0),
-          },
-        };
+        return { type, pid, verdict, report: parseReport(rest.slice(space + 1)) };
       }
+      case "reseeded":
+        return { type, pid, report: parseReport(rest) };
       default:
         return undefined;
     }

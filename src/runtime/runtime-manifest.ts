@@ -5,4 +5,8 @@ export interface RuntimeManifest {
   /** How many participants (Node processes, JVMs) were blocked on the down pipe at dump
    * time: each restored copy needs that many verdict bytes. */
   readonly participants: number;
+  /** Every participant understands "reseed" (protocol 2): a copy left stopped (serve's
+   * spare) reseeds as soon as it is restored, and only its restore hooks wait for its resume.
+   * Absent in snapshots of older runtimes. */
+  readonly canReseedEarly?: boolean;
 }

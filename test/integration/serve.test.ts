@@ -28,6 +28,9 @@ const APP = ["node", fixture("serve-app.cjs")];
 interface Answer {
   readonly bootId: string;
   readonly copy: string;
+  readonly random: number;
+  /** When the app's restore hook last ran (Date.now()), null before any restore. */
+  readonly restoredAt: number | null;
 }
 
 /** One request on its own connection; rejects on a refused or reset connection. */
@@ -238,9 +241,11 @@ describe("warmstart serve", () => {
     const { cacheDir } = newCache();
     const port = await freePort();
     const bootId = await takeSnapshot(cacheDir, port);
-    const serve = startServe(cacheDir, port, ["--spare"]);
+    const serve = startServe(cacheDir, port, ["--spare", "--idle", "1s"]);
     const [line] = await serve.waitFor(/spare pid (\d+) restored and stopped/, "stderr", 60_000);
     const sparePid = Number(line?.match(/\d+/)?.[0]);
+    // Reseeded as soon as it was restored, its restore hooks left for its resume.
+    assert.match(serve.stderr, new RegExp(`left stopped \\(pid ${sparePid}, reseeded in [\\d.]+ ms\\)`));
     assert.match(
       readFileSync(`/proc/${sparePid}/status`, "utf8"),
       /^State:\s+T/m,
@@ -254,10 +259,25 @@ describe("warmstart serve", () => {
       mapped.rssKiB >= 0.9 * mapped.sizeKiB,
       `${mapped.rssKiB} KiB of the spare's ${mapped.sizeKiB} KiB of file mappings are mapped in`,
     );
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const connectedAt = Date.now();
     const answer = await get(port);
     assert.equal(answer.bootId, bootId);
+    assert.ok(Number(answer.restoredAt) >= connectedAt, "the restore hook ran before the spare was wanted");
     await serve.waitFor(new RegExp(`instance pid ${sparePid} serving \\(resumed`), "stderr");
     assert.doesNotMatch(readFileSync(`/proc/${sparePid}/status`, "utf8"), /^State:\s+T/m);
+    // The next spare, once this one is idle and stopped: a copy of its own, reseeded too.
+    await serve.waitFor(new RegExp(`instance pid ${sparePid} stopped \\(idle\\)`), "stderr", 30_000);
+    while (existsSync(`/proc/${sparePid}`)) await new Promise((resolve) => setTimeout(resolve, 50));
+    await serve.waitFor(
+      new RegExp(`spare pid (?!${sparePid}\\b)\\d+ restored and stopped`),
+      "stderr",
+      60_000,
+    );
+    const next = await get(port);
+    assert.equal(servingPids(serve).length, 2);
+    assert.notEqual(servingPids(serve)[1], sparePid);
+    assert.notEqual(next.random, answer.random, "two spares of one snapshot drew the same Math.random");
     await stopServe(serve);
   });
 

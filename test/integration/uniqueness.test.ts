@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
+import { PROTOCOL_VERSION } from "../../src/runtime/protocol.js";
 import {
   fixture,
   freePort,
@@ -155,7 +156,7 @@ describe("restored copies are unique", () => {
     for (const name of readdirSync(dir)) {
       assert.equal(statSync(join(dir, name)).mode & 0o777, isRoot ? 0o644 : 0o600, name);
     }
-    assert.ok(injected.includes("WARMSTART_CONTROL=1:40:41"));
+    assert.ok(injected.includes(`WARMSTART_CONTROL=${PROTOCOL_VERSION}:40:41`));
     // The base keys: one launch saved no snapshot, the other did (its entry key names its inputs).
     const keys = readReports(reportFile).map((report) => report.baseKey);
     assert.equal(keys.length, 2);

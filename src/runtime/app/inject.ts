@@ -19,6 +19,7 @@ import { dirname } from "node:path";
 import {
   CHECKPOINT_SIGNAL,
   CONTROL_ENV,
+  type DownByte,
   formatUpMessage,
   HOOK_TIMEOUT_ENV,
   PROTOCOL_VERSION,
@@ -78,7 +79,7 @@ function send(control: Control, message: UpMessage): void {
  * wakes in this loop, so the interval is latency every warm launch pays (it was 5 ms); the
  * CPU cost is nothing while CRIU has the process frozen, which is most of the wait.
  */
-function readVerdict(control: Control): Verdict {
+function readVerdict(control: Control): DownByte {
   const byte = Buffer.alloc(1);
   const sleeper = new Int32Array(new SharedArrayBuffer(4));
   for (;;) {
@@ -147,10 +148,16 @@ class Realm {
     return runRestoreHooks(this.registry, info, this.hookTimeoutMs);
   }
 
-  report(failures: string[]): ResumeReport {
-    const reseed = this.reseed;
+  /** The last reseed's outcome, with `failures`; report() forgets it (the next checkpoint's
+   * copy reseeds anew). */
+  describeReseed(failures: readonly string[]): ResumeReport {
+    return { isReseeded: this.reseed?.isReseeded ?? false, failures, reseedMs: this.reseed?.reseedMs ?? 0 };
+  }
+
+  report(failures: readonly string[]): ResumeReport {
+    const report = this.describeReseed(failures);
     this.reseed = undefined;
-    return { isReseeded: reseed?.isReseeded ?? false, failures, reseedMs: reseed?.reseedMs ?? 0 };
+    return report;
   }
 }
 
@@ -164,6 +171,29 @@ function refuseToServe(): never {
   // SIGKILL is not delivered before the kill() returns in every case: wait for it.
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);
   throw new Error("unreachable");
+}
+
+/**
+ * The main thread's verdict, its reseed done before anything else runs (no await from the
+ * read to the reseed). A copy that waits (serve's spare) is told "reseed" first: it reseeds
+ * and says so at once, then blocks until its launcher wants it ("restored"); its workers, as
+ * blocked as it is, reseed at that verdict with their restore hooks.
+ */
+function receiveVerdict(control: Control, realm: Realm): Verdict {
+  const byte = readVerdict(control);
+  const verdict: Verdict = byte === "reseed" ? "restored" : byte;
+  const unreseeded = realm.resume(verdict);
+  if (byte === "reseed") {
+    send(control, { type: "reseeded", pid: process.pid, report: realm.describeReseed(unreseeded) });
+    // Still no await: the app's event loop never runs again unless reseeded and wanted.
+    if (unreseeded.length > 0 || readVerdict(control) !== "restored") refuseToServe();
+    return verdict;
+  }
+  if (unreseeded.length > 0) {
+    send(control, { type: "resumed", pid: process.pid, verdict, report: realm.report(unreseeded) });
+    refuseToServe();
+  }
+  return verdict;
 }
 
 function startMainThread(control: Control, realm: Realm): void {
@@ -188,19 +218,7 @@ function startMainThread(control: Control, realm: Realm): void {
         send(control, { type: "checkpoint-failed", pid: process.pid, detail: failure });
       } else {
         send(control, { type: "checkpoint-ready", pid: process.pid });
-        verdict = readVerdict(control);
-        // No await between the read and here: nothing else runs before the reseed.
-        const unreseeded = realm.resume(verdict);
-        if (unreseeded.length > 0) {
-          // Still no await: the app's event loop never runs again.
-          send(control, {
-            type: "resumed",
-            pid: process.pid,
-            verdict,
-            report: realm.report([...unreseeded]),
-          });
-          refuseToServe();
-        }
+        verdict = receiveVerdict(control, realm);
       }
       threads?.release(verdict);
       const failures = await realm.runRestoreHooks(verdict);

@@ -34,7 +34,7 @@ import java.util.concurrent.atomic.AtomicLong;
  * moment between the restore and its reseed.
  */
 public final class WarmstartAgent {
-  private static final int PROTOCOL_VERSION = 1;
+  private static final int PROTOCOL_VERSION = 2;
   private static final AtomicBoolean isBusy = new AtomicBoolean();
   private static Instrumentation instrumentation;
   /** The inherited pipes themselves, never opened again through /proc: opening a pipe whose
@@ -104,13 +104,18 @@ public final class WarmstartAgent {
       Targets targets = findTargets(failures);
       send("checkpoint-ready " + pid());
       int read = down.read();
-      String verdict = read == 'R' ? "restored" : read == 'D' ? "saved" : "cancelled";
+      boolean isEarly = read == 'S';
+      String verdict = read == 'R' || isEarly ? "restored" : read == 'D' ? "saved" : "cancelled";
       long startedNs = System.nanoTime();
       boolean isReseeded = !verdict.equals("restored") || reseed(targets, failures);
       double reseedMs = (System.nanoTime() - startedNs) / 1e6;
-      send(
-          "resumed " + pid() + " " + verdict + " {\"isReseeded\":" + isReseeded
-              + ",\"failures\":" + toJson(failures) + ",\"reseedMs\":" + reseedMs + "}");
+      String report = "{\"isReseeded\":" + isReseeded + ",\"failures\":" + toJson(failures) + ",\"reseedMs\":" + reseedMs + "}";
+      if (isEarly) {
+        // A copy that waits (serve's spare): reseeded now, told again when it is wanted.
+        send("reseeded " + pid() + " " + report);
+        if (down.read() != 'R') verdict = "cancelled";
+      }
+      send("resumed " + pid() + " " + verdict + " " + report);
     } catch (IOException | RuntimeException error) {
       send("checkpoint-failed " + pid() + " " + quote("warmstart's Java agent: " + error));
     } finally {
