@@ -139,6 +139,8 @@ class Server {
   readonly #status: ServeStatusFile | undefined;
   #spare: Spare | undefined;
   #isSpareStarting = false;
+  /** The cold start in progress, which every start that needs one waits for. */
+  #coldStarting: Promise<void> | undefined;
   #starting = 0;
   #queuedTicks = 0;
   #failuresInARow = 0;
@@ -290,7 +292,16 @@ class Server {
    * ports are free there while the front holds them here), is snapshotted and stopped; the
    * caller restores that snapshot. Connections keep waiting on the front meanwhile.
    */
-  async #coldStart(fallback: Fallback | null): Promise<void> {
+  #coldStart(fallback: Fallback | null): Promise<void> {
+    // One at a time: the spare's and a connection's cold starts, racing for one dump, lost it
+    // to each other (lost-race), and serve stopped with the connection reset.
+    this.#coldStarting ??= this.#startColdOnce(fallback).finally(() => {
+      this.#coldStarting = undefined;
+    });
+    return this.#coldStarting;
+  }
+
+  async #startColdOnce(fallback: Fallback | null): Promise<void> {
     if (fallback && isWithoutSnapshots(fallback)) {
       throw fatal(`serve needs snapshots and cannot take any: ${fallback.message}`);
     }
@@ -300,6 +311,10 @@ class Server {
       startedAtMs: performance.now(),
       onEvent: (event) => this.#emit({ type: "launch", event }),
     });
+    // Another process (a `run`, another serve) is taking this snapshot: restore it once it
+    // is there; the connections wait on the front meanwhile (#failed retries).
+    if (saved && !saved.saved && saved.reason === "lost-race")
+      throw new Error(`${saved.holder} is taking the snapshot; restoring it once it is saved`);
     if (!saved?.saved) {
       const why =
         saved && "errors" in saved ? saved.errors.join("; ") : (saved?.reason ?? "no snapshot was taken");

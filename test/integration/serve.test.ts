@@ -205,6 +205,20 @@ describe("warmstart serve", () => {
     assert.deepEqual(appProcesses(), []);
   });
 
+  test("with no snapshot yet, the spare's cold start and the first connection's share one snapshot", async () => {
+    const { cacheDir } = newCache();
+    const port = await freePort();
+    const serve = startServe(cacheDir, port, ["--spare"]);
+    await serve.waitFor(/serving on/, "stderr");
+    // At once: the spare is starting cold, and this connection needs a cold start too.
+    const answer = await get(port);
+    assert.ok(answer.bootId, "no answer");
+    await serve.waitFor(/spare pid \d+ restored and stopped/, "stderr", 60_000);
+    assert.doesNotMatch(serve.stderr, /error:|snapshot skipped|lost-race/, serve.stderr);
+    assert.equal((serve.stderr.match(/snapshot saved/g) ?? []).length, 1, serve.stderr);
+    await stopServe(serve);
+  });
+
   test("an invalid snapshot starts cold, and the connections waiting meanwhile are answered", async () => {
     const { cacheDir } = newCache();
     const port = await freePort();
