@@ -23,8 +23,9 @@ Serve:
   --idle <duration>       stop an instance after this long without traffic (default 5m;
                           30s, 10m, 1h, 500ms; 0: never). Open keep-alive connections that
                           carry nothing do not count as traffic.
-  --spare                 keep one instance restored but stopped, resumed on the next
-                          connection (its first answer within milliseconds; memory held)
+  --spare                 keep one instance restored (and reseeded) but stopped, resumed
+                          on the next connection, which runs its restore hooks (its first
+                          answer within milliseconds; memory held)
   --max-instances <n>     up to n copies behind the port (default 1); a new one when
                           connections queue on every running copy, idle ones stop
   --keep-state            checkpoint an idle instance into its own images instead of
