@@ -74,6 +74,9 @@ export interface RestoredApp {
   readonly imagesOwned: Owned;
   /** Receives the restored app's sd_notify messages, when the launch listens for them. */
   readonly notify: NotifyListener | undefined;
+  /** Its runtime has reseeded already (a spare, while it waited): its resume runs the
+   * restore hooks only. */
+  readonly isReseeded: boolean;
 }
 
 export type LaunchState =

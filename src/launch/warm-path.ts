@@ -165,7 +165,7 @@ export async function restoreSnapshot(
       opts.restoreEntry ? { ...failure, isEvicted: false } : failure,
     );
   }
-  const restored: RestoredApp = { ...warm, imagesOwned, notify };
+  const restored: RestoredApp = { ...warm, imagesOwned, notify, isReseeded: false };
   if (unfit !== undefined) return discardRestored(context, state, restored, unfit, logPath);
   if (opts.isLeftStopped) {
     const reseeded = await reseedWhileStopped(context, cache, entry, restored);
@@ -185,7 +185,8 @@ export async function restoreSnapshot(
     }
     const reseed = reseeded.reseedMs === undefined ? "" : `, reseeded in ${reseeded.reseedMs.toFixed(1)} ms`;
     context.step("stopped", `pid ${warm.app.pid}${reseed}`);
-    return { step: "stopped", session, cache, entry, restored };
+    const isReseeded = reseeded.reseedMs !== undefined;
+    return { step: "stopped", session, cache, entry, restored: { ...restored, isReseeded } };
   }
   if (isInputsUnchecked) return { step: "resuming", session, cache, entry, restored };
   return { step: "checking-ready", session, cache, entry, restored };
@@ -310,7 +311,10 @@ export async function checkRestoredApp(
   const readying = portFailure ? Promise.resolve(undefined) : waitForReadiness(app, opts, probes, undefined);
   const resumed = await resuming;
   if (resumed.isReady && resumed.resumeMs !== undefined)
-    context.step("checking-ready", describeResume(resumed.resumeMs, resumed.reseedMs));
+    context.step(
+      "checking-ready",
+      describeResume(resumed.resumeMs, resumed.reseedMs, restored.isReseeded ? "when restored" : "at resume"),
+    );
   const failure: RestoreFailure | undefined = resumed.isReady
     ? portFailure
     : {

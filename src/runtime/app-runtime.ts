@@ -334,8 +334,17 @@ export async function reseedEarly(
 }
 
 /** For -v: what the restored copy's runtime took. */
-export function describeResume(resumeMs: number, reseedMs: number | undefined): string {
-  const reseed = reseedMs === undefined ? "" : `, reseed ${reseedMs.toFixed(1)} ms`;
+export function describeResume(
+  resumeMs: number,
+  reseedMs: number | undefined,
+  when: "at resume" | "when restored",
+): string {
+  const reseed =
+    reseedMs === undefined
+      ? ""
+      : when === "at resume"
+        ? `, reseed ${reseedMs.toFixed(1)} ms`
+        : `; it had reseeded when it was restored, in ${reseedMs.toFixed(1)} ms`;
   return `the app's runtime resumed in ${resumeMs.toFixed(1)} ms${reseed}`;
 }
 
