@@ -170,10 +170,7 @@ export async function restoreSnapshot(
   if (opts.isLeftStopped) {
     const reseeded = await reseedWhileStopped(context, cache, entry, restored);
     if (!reseeded.isReseeded) {
-      restored.app.kill("SIGKILL");
-      await restored.app.exited;
-      await restored.imagesOwned.release();
-      await restored.notify?.close();
+      await takeDown(restored);
       context.throwIfAborted();
       return fallBackCold(context, session, cache, entry, {
         fallback: {
@@ -247,14 +244,19 @@ async function discardRestored(
   // Stopped since CRIU made it: killing it ends a process that never ran a line again. A
   // client that connected to its listening sockets meanwhile is reset, where it would have
   // been refused had the lookup been done first; the cold start follows at once.
+  await takeDown(restored);
+  rmSync(logPath, { force: true });
+  context.throwIfAborted();
+  return lookPast(state, state.entry, unfit);
+}
+
+/** A restored copy that will not serve: killed, and what its restore held released. */
+async function takeDown(restored: RestoredApp): Promise<void> {
   restored.app.kill("SIGKILL");
   await restored.app.exited;
   await restored.imagesReleased;
   await restored.imagesOwned.release();
   await restored.notify?.close();
-  rmSync(logPath, { force: true });
-  context.throwIfAborted();
-  return lookPast(state, state.entry, unfit);
 }
 
 function unfitOf(state: { readonly unfit?: UnfitEntries }): { unfit?: UnfitEntries } {
