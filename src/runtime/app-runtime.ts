@@ -22,6 +22,7 @@ import {
   EARLY_RESEED_PROTOCOL,
   HOOK_TIMEOUT_ENV,
   PROTOCOL_VERSION,
+  type ResumeReport,
 } from "./protocol.js";
 import { installRuntime } from "./runtime-files.js";
 import type { RuntimeManifest } from "./runtime-manifest.js";
@@ -253,33 +254,17 @@ export async function afterRestore(
   if (participants > 0) {
     if (!channel)
       return { isReady: false, reason: "reseed-failed", detail: "the restored app has no control channel" };
-    const answers = channel.collect(
-      (message) => message.type === "resumed" && message.verdict === "restored",
-      (accepted) => accepted.length >= participants,
+    const asked = await askParticipants(
+      channel,
+      "restored",
+      participants,
       2 * context.options.hookTimeoutMs + 5000,
     );
-    const startedMs = performance.now();
-    channel.writeVerdicts("restored", participants);
-    const { messages, isTimedOut } = await answers;
-    resumeMs = performance.now() - startedMs;
-    if (isTimedOut) {
-      return {
-        isReady: false,
-        reason: "reseed-failed",
-        detail: `${participants - messages.length} of ${participants} processes did not report their reseed (in time, or at all: the app exited)`,
-      };
-    }
-    for (const message of messages) {
-      if (message.type !== "resumed") continue;
-      if (!message.report.isReseeded) {
-        return {
-          isReady: false,
-          reason: "reseed-failed",
-          detail: `process ${message.pid} could not reseed: ${message.report.failures.join("; ")}`,
-        };
-      }
-      reseedMs = Math.max(reseedMs ?? 0, message.report.reseedMs);
-      failures.push(...message.report.failures.map((failure) => `process ${message.pid}: ${failure}`));
+    if ("unreseeded" in asked) return { isReady: false, reason: "reseed-failed", detail: asked.unreseeded };
+    resumeMs = asked.ms;
+    for (const { pid, report } of asked.reports) {
+      reseedMs = Math.max(reseedMs ?? 0, report.reseedMs);
+      failures.push(...report.failures.map((failure) => `process ${pid}: ${failure}`));
     }
   }
   const external = await runHook("after-restore", appPid, context);
@@ -308,29 +293,55 @@ export async function reseedEarly(
   const participants = runtime?.canReseedEarly ? runtime.participants : 0;
   if (participants === 0) return { isReseeded: true, reseedMs: undefined };
   if (!channel) return { isReseeded: false, detail: "the restored app has no control channel" };
+  const asked = await askParticipants(channel, "reseed", participants, context.options.hookTimeoutMs + 5000);
+  if ("unreseeded" in asked) return { isReseeded: false, detail: asked.unreseeded };
+  return { isReseeded: true, reseedMs: Math.max(0, ...asked.reports.map(({ report }) => report.reseedMs)) };
+}
+
+/**
+ * Tells the `participants` blocked participants `byte` and gathers their reports ("resumed"
+ * after "restored", "reseeded" after "reseed"): every one's, with the time they took, or why
+ * the copy is not reseeded (a report that says so, or silence until the timeout).
+ */
+async function askParticipants(
+  channel: ControlChannel,
+  byte: "restored" | "reseed",
+  participants: number,
+  timeoutMs: number,
+): Promise<
+  | {
+      readonly reports: readonly { readonly pid: number; readonly report: ResumeReport }[];
+      readonly ms: number;
+    }
+  | { readonly unreseeded: string }
+> {
   const answers = channel.collect(
-    (message) => message.type === "reseeded",
+    (message) =>
+      byte === "reseed"
+        ? message.type === "reseeded"
+        : message.type === "resumed" && message.verdict === "restored",
     (accepted) => accepted.length >= participants,
-    context.options.hookTimeoutMs + 5000,
+    timeoutMs,
   );
-  channel.writeVerdicts("reseed", participants);
+  const startedMs = performance.now();
+  channel.writeVerdicts(byte, participants);
   const { messages, isTimedOut } = await answers;
-  if (isTimedOut)
+  const ms = performance.now() - startedMs;
+  if (isTimedOut) {
+    const silent = participants - messages.length;
     return {
-      isReseeded: false,
-      detail: `${participants - messages.length} of ${participants} processes did not report their reseed (in time, or at all: the app exited)`,
+      unreseeded: `${silent} of ${participants} processes did not report their reseed (in time, or at all: the app exited)`,
     };
-  let reseedMs = 0;
-  for (const message of messages) {
-    if (message.type !== "reseeded") continue;
-    if (!message.report.isReseeded)
-      return {
-        isReseeded: false,
-        detail: `process ${message.pid} could not reseed: ${message.report.failures.join("; ")}`,
-      };
-    reseedMs = Math.max(reseedMs, message.report.reseedMs);
   }
-  return { isReseeded: true, reseedMs };
+  const reports = messages.flatMap((message) =>
+    message.type === "resumed" || message.type === "reseeded"
+      ? [{ pid: message.pid, report: message.report }]
+      : [],
+  );
+  const failed = reports.find(({ report }) => !report.isReseeded);
+  if (failed)
+    return { unreseeded: `process ${failed.pid} could not reseed: ${failed.report.failures.join("; ")}` };
+  return { reports, ms };
 }
 
 /** For -v: what the restored copy's runtime took. */
