@@ -35,6 +35,33 @@ export function dieWithParent(command: CommandLine): CommandLine {
   ];
 }
 
+/**
+ * dieWithParent for a command that forks helpers of its own. The parent-death signal reaches
+ * the command only, never what it forked: CRIU's dump probes the kernel in a dozen short-lived
+ * children, one of which stops itself (SIGSTOP) for a ptrace test, and a warmstart killed at
+ * that moment left CRIU's helpers behind for good, one of them stopped. So a shell stays in
+ * between, spawned as a session leader: the command and its helpers are in its process group.
+ * The parent-death signal reaches the shell as SIGTERM, and the shell kills its whole group
+ * (`-$$` names a group only when the shell leads one: never warmstart's). SIGTERM to the shell
+ * does the same, so that is how it is stopped; the command also dies if the shell is killed.
+ */
+export function dieWithParentAsGroup(command: CommandLine): CommandLine {
+  const guard =
+    '[ "$PPID" = "$1" ] || exit 125; shift; trap \'kill -KILL -$$\' TERM; setpriv --pdeathsig KILL -- "$@" & wait $!';
+  return [
+    "setpriv",
+    "--pdeathsig",
+    "TERM",
+    "--",
+    "sh",
+    "-c",
+    guard,
+    "warmstart-group-guard",
+    String(process.pid),
+    ...command,
+  ];
+}
+
 /** The guard unless the process must outlive warmstart (`--detach`). */
 export function dieWithParentUnless(isDetached: boolean, command: CommandLine): CommandLine {
   return isDetached ? command : dieWithParent(command);

@@ -6,7 +6,7 @@ import { readCriuErrors } from "../criu/criu-log.js";
 import {
   type CommandLine,
   criuDump,
-  dieWithParentUnless,
+  dieWithParentAsGroup,
   inMountNamespaceOf,
   inNetworkOf,
 } from "../exec/command-lines.js";
@@ -82,6 +82,9 @@ export type CheckpointOutcome =
 
 /** A dump of several GB takes tens of seconds; one that takes longer is stuck. */
 const DUMP_TIMEOUT_MS = 10 * 60_000;
+
+/** How long the dump's guard gets to kill its group before it is sent SIGKILL itself. */
+const GUARD_GRACE_MS = 2_000;
 
 /**
  * Checkpoints the running app with `criu dump --leave-running` into a pending directory and
@@ -177,7 +180,7 @@ async function dumpBlocked(
     });
     const inMounts = options.isMountPrivate ? inMountNamespaceOf(options.pid, dump) : dump;
     const command: CommandLine = options.isNetworkIsolated ? inNetworkOf(options.pid, inMounts) : inMounts;
-    const exit = await spawnToEnd(dieWithParentUnless(options.isDetached, command), options.signal);
+    const exit = await spawnToEnd(command, options);
     const unsafe = release(exit.reason !== "aborted" && exit.code === 0);
     if (exit.reason === "aborted") return { saved: false, reason: "abandoned", checkpointMs: elapsed() };
     if (exit.code !== 0) {
@@ -222,13 +225,17 @@ async function dumpBlocked(
   }
 }
 
-async function spawnToEnd(command: CommandLine, signal: AbortSignal) {
-  const owned = spawnOwned(command, {
+async function spawnToEnd(command: CommandLine, options: CheckpointOptions) {
+  // A detached dump must outlive warmstart; any other dies with it, helpers included.
+  const owned = spawnOwned(options.isDetached ? command : dieWithParentAsGroup(command), {
     stdio: ["ignore", "ignore", "pipe"],
     timeoutMs: DUMP_TIMEOUT_MS,
-    // Stopped with SIGKILL at once: a CRIU killed mid-dump lets the frozen app go on.
-    killGraceMs: 0,
-    signal,
+    // Stopped at once, a CRIU killed mid-dump lets the frozen app go on: SIGTERM to the guard
+    // kills its whole group with SIGKILL (SIGKILL to the guard itself would spare CRIU's
+    // helpers). Unguarded, SIGKILL at once.
+    isSessionLeader: !options.isDetached,
+    killGraceMs: options.isDetached ? 0 : GUARD_GRACE_MS,
+    signal: options.signal,
   });
   let stderr = "";
   owned.child.stderr?.on("data", (chunk) => {
