@@ -1,6 +1,7 @@
 import { accessSync, constants } from "node:fs";
 import { release } from "node:os";
 import { delimiter, join } from "node:path";
+import { defaultCacheDir } from "../cache/cache-dir.js";
 import {
   CRIU_INSTALL_FIX,
   findCriu,
@@ -8,6 +9,7 @@ import {
   readRecordedCriuPath,
   TESTED_CRIU_TEXT,
 } from "../criu/find-criu.js";
+import { findKerndatCache, isKerndatCacheWanted } from "../criu/kerndat-cache.js";
 import { criuCheck } from "../exec/command-lines.js";
 import {
   checkCapabilities,
@@ -150,6 +152,12 @@ export async function runDoctor(env: NodeJS.ProcessEnv = process.env): Promise<D
     return finish(checks);
   }
   const criuPath = criu.criu.path;
+  checks.push(
+    checkKerndatCache(defaultCacheDir(env), {
+      isCopyWanted: isKerndatCacheWanted(),
+      copy: findKerndatCache(defaultCacheDir(env), criuPath),
+    }),
+  );
   // execa is ESM only, and the CLI bundle is CommonJS (it starts faster): import() loads it.
   const { execa } = await import("execa");
   const [check, ...checkArgs] = criuCheck(criuPath);
@@ -243,4 +251,36 @@ async function checkInputRecording(env: NodeJS.ProcessEnv): Promise<DoctorCheck>
         fix: "run as root (fanotify needs CAP_SYS_ADMIN), or declare such files with --input",
         isRequired: false,
       };
+}
+
+/**
+ * Whether restores find CRIU's kernel-feature cache (src/criu/kerndat-cache.ts): without it
+ * every restore probes the kernel again (~45 ms). Information, never a failure: a launch is
+ * warm either way, and the first one that is ready makes the copy.
+ */
+export function checkKerndatCache(
+  cacheDir: string,
+  facts: { readonly isCopyWanted: boolean; readonly copy: string | undefined },
+): DoctorCheck {
+  const name = "criu's feature cache";
+  if (!facts.isCopyWanted)
+    return {
+      name,
+      status: "ok",
+      detail: "/run is a tmpfs: CRIU keeps its own (/run/criu.kdat)",
+      isRequired: false,
+    };
+  if (facts.copy)
+    return {
+      name,
+      status: "ok",
+      detail: `a copy for this boot and this CRIU at ${facts.copy}: restores skip CRIU's kernel probe (~45 ms)`,
+      isRequired: false,
+    };
+  return {
+    name,
+    status: "info",
+    detail: `no copy for this boot and this CRIU in ${cacheDir} yet: the first launch that is ready makes one; until then each restore probes the kernel (~45 ms)`,
+    isRequired: false,
+  };
 }

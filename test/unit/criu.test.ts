@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { readCriuErrors, summarizeCriuErrors } from "../../src/criu/criu-log.js";
 import { isCriuVersionSupported, listCriuCandidates, parseCriuVersion } from "../../src/criu/find-criu.js";
+import { checkKerndatCache } from "../../src/doctor/doctor-checks.js";
 import {
   criuDump,
   criuRestore,
@@ -168,5 +169,23 @@ describe("criu", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  test("doctor says whether restores find CRIU's kernel-feature cache, and never fails on it", () => {
+    const tmpfs = checkKerndatCache("/c", { isCopyWanted: false, copy: undefined });
+    assert.match(tmpfs.detail, /\/run is a tmpfs: CRIU keeps its own/);
+    const copied = checkKerndatCache("/c", { isCopyWanted: true, copy: "/c/kerndat/criu-ab.kdat" });
+    assert.equal(copied.status, "ok");
+    assert.match(copied.detail, /at \/c\/kerndat\/criu-ab\.kdat: restores skip/);
+    const none = checkKerndatCache("/c", { isCopyWanted: true, copy: undefined });
+    assert.equal(none.status, "info");
+    assert.match(
+      none.detail,
+      /no copy for this boot and this CRIU in \/c yet: the first launch that is ready makes one/,
+    );
+    assert.equal(
+      [tmpfs, copied, none].some((check) => check.isRequired),
+      false,
+    );
   });
 });
