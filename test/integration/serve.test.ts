@@ -31,6 +31,8 @@ interface Answer {
   readonly random: number;
   /** When the app's restore hook last ran (Date.now()), null before any restore. */
   readonly restoredAt: number | null;
+  /** How many requests the app's handler has seen, this one included. */
+  readonly requests: number;
 }
 
 /** One request on its own connection; rejects on a refused or reset connection. */
@@ -278,6 +280,8 @@ describe("warmstart serve", () => {
     const answer = await get(port);
     assert.equal(answer.bootId, bootId);
     assert.ok(Number(answer.restoredAt) >= connectedAt, "the restore hook ran before the spare was wanted");
+    // The runtime ran Node's HTTP server code before the dump, never the app's handler.
+    assert.equal(answer.requests, 1, "the app's handler saw a request before this one");
     await serve.waitFor(new RegExp(`instance pid ${sparePid} serving \\(resumed`), "stderr");
     assert.doesNotMatch(readFileSync(`/proc/${sparePid}/status`, "utf8"), /^State:\s+T/m);
     // The next spare, once this one is idle and stopped: a copy of its own, reseeded too.

@@ -7,7 +7,8 @@
  * At start-up: Math.random is replaced by a generator this runtime can reseed, the process
  * says hello on the control channel and waits for SIGURG. On SIGURG (a checkpoint): the
  * checkpoint hooks run (newest first), the workers run theirs and block, koffi is loaded,
- * the young generation is scavenged, the process acks and blocks its event loop in a 1-byte
+ * Node's HTTP server code is run once from memory (http-warm-up.ts), the young generation is
+ * scavenged, the process acks and blocks its event loop in a 1-byte
  * read on the control pipe. The original reads its verdict ("saved" or "cancelled") once
  * the dump is over; a restored copy reads "restored" from the pipe its launcher gave it,
  * then reseeds OpenSSL, Math.random and Node's entropy caches before its event loop takes
@@ -32,6 +33,7 @@ import { getRegistry, type Registry } from "../registry.js";
 import { recordAbsentModules } from "./absent-modules.js";
 import { type Crypto, drainEntropyCaches, loadCrypto } from "./entropy-caches.js";
 import { runCheckpointHooks, runRestoreHooks } from "./hooks.js";
+import { warmUpHttpServer } from "./http-warm-up.js";
 import { installMathRandom, reseedMathRandom } from "./math-random.js";
 import { prepareOpenSslReseed, reseedOpenSsl } from "./openssl.js";
 import { isWorkerThread, joinAsWorker, ThreadCoordinator } from "./threads.js";
@@ -114,6 +116,8 @@ class Realm {
     } catch (error) {
       return `warmstart's runtime cannot reseed OpenSSL here: ${(error as Error).message}`;
     }
+    // A restored copy's first request would otherwise be the first run of Node's HTTP code.
+    if (this.isMainThread) await warmUpHttpServer();
     // Last, so that the garbage of the hooks and of the loads above goes too.
     scavengeYoungGeneration();
     return undefined;
