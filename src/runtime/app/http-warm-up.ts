@@ -63,6 +63,9 @@ function answerFromMemory(http: typeof import("node:http"), request: string): Pr
         callback();
       },
     });
+    // The server handles its connection's errors; should a Node version not, an unhandled
+    // "error" event would end the app at its checkpoint.
+    connection.on("error", () => {});
     // What the server asks of a net.Socket, as no-ops.
     Object.assign(connection, {
       setTimeout: () => connection,
