@@ -3,7 +3,8 @@ import { readCriuErrors } from "../criu/criu-log.js";
 import { KERNDAT_TARGET } from "../criu/kerndat-cache.js";
 import {
   criuLazyPages,
-  dieWithParentUnless,
+  dieWithParent,
+  dieWithParentAsGroup,
   inNewMountNamespace,
   withKerndatCache,
 } from "../exec/command-lines.js";
@@ -45,10 +46,20 @@ export async function startLazyPagesDaemon(
     logLevel: 2,
     statusFd: STATUS_FD,
   });
-  const command = dieWithParentUnless(
-    isDetached,
-    kerndatFile ? inNewMountNamespace(withKerndatCache(kerndatFile, KERNDAT_TARGET, lazyPages)) : lazyPages,
-  );
+  const daemonCommand = kerndatFile
+    ? inNewMountNamespace(withKerndatCache(kerndatFile, KERNDAT_TARGET, lazyPages))
+    : lazyPages;
+  // Without the kernel-feature copy (a new boot) the daemon probes the kernel in forked
+  // helpers, as a dump does: they must die with warmstart too, so the guard then stays in
+  // between and kills its whole group (SIGTERM to it does that at once). With the copy the
+  // daemon forks nothing and the guard execs it, sparing the warm path a process.
+  const isGroupGuarded = !isDetached && !kerndatFile;
+  const command = isDetached
+    ? daemonCommand
+    : isGroupGuarded
+      ? dieWithParentAsGroup(daemonCommand)
+      : dieWithParent(daemonCommand);
+  const killSignal = isGroupGuarded ? "SIGTERM" : "SIGKILL";
   const daemon = spawnOwned(command, {
     isSessionLeader: true,
     isKilledAtExit: !isDetached,
@@ -60,7 +71,7 @@ export async function startLazyPagesDaemon(
   });
   const status = await waitForStatus(daemon, timeoutMs);
   if (status !== "listening") {
-    const exit = await daemon.stop("SIGKILL");
+    const exit = await daemon.stop(killSignal);
     const why =
       status === "timed-out"
         ? `was not ready within ${timeoutMs / 1000} s`
@@ -77,7 +88,7 @@ export async function startLazyPagesDaemon(
   const done = daemon.exited.then((exit) => {
     if (exit.code === 0) rmSync(logPath, { force: true });
   });
-  return { isStarted: true, daemon: { pid: daemon.pid, done, stop: () => daemon.kill("SIGKILL") } };
+  return { isStarted: true, daemon: { pid: daemon.pid, done, stop: () => daemon.kill(killSignal) } };
 }
 
 function waitForStatus(
