@@ -6,6 +6,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { describe, test } from "node:test";
 import { type CommandLine, dieWithParentAsGroup } from "../../src/exec/command-lines.js";
 import { spawnOwned } from "../../src/exec/owned-process.js";
+import { waitUntil } from "../integration/rig.js";
 
 /** The PIDs whose command line holds `marker`, and their states (R, S, T, Z...). */
 function processesWith(marker: string): Array<{ pid: number; state: string }> {
@@ -22,15 +23,6 @@ function processesWith(marker: string): Array<{ pid: number; state: string }> {
     }
   }
   return found;
-}
-
-async function waitUntil(isDone: () => boolean, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (!isDone()) {
-    if (Date.now() > deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  return true;
 }
 
 /** What CRIU's dump does while it probes the kernel: helpers forked, one stopped by itself. */
