@@ -32,6 +32,10 @@ import { runToCompletion } from "../exec/owned-process.js";
 export const KERNDAT_TARGET = "/run/criu.kdat";
 const TMPFS_MAGIC = 0x01021994;
 const DIR_NAME = "kerndat";
+/** How long CRIU's probe may take before it is given up. */
+const PROBE_TIMEOUT_MS = 30_000;
+/** A probe's unfinished copy: a dot file, renamed into place when the probe succeeds. */
+const UNFINISHED_COPY = /^\.[0-9a-f]{12}\.tmp$/;
 
 /** The copy of CRIU's cache for this boot and this CRIU, ready to be mounted, if there is one. */
 export function findKerndatCache(cacheDir: string, criuPath: string): string | undefined {
@@ -81,7 +85,9 @@ export async function makeKerndatCache(cacheDir: string, criuPath: string): Prom
   const tmp = join(dir, `.${randomBytes(6).toString("hex")}.tmp`);
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    const probe = await runToCompletion(kerndatProbe(criuPath, KERNDAT_TARGET, tmp), { timeoutMs: 30_000 });
+    const probe = await runToCompletion(kerndatProbe(criuPath, KERNDAT_TARGET, tmp), {
+      timeoutMs: PROBE_TIMEOUT_MS,
+    });
     if (probe.code !== 0 || statSync(tmp).size === 0) return;
     renameSync(tmp, file);
     // Earlier boots' and CRIUs' copies; a concurrent launch's unfinished one (a dot file) stays.
@@ -92,6 +98,33 @@ export async function makeKerndatCache(cacheDir: string, criuPath: string): Prom
   } finally {
     rmSync(tmp, { force: true });
   }
+}
+
+/**
+ * Unfinished copies that no probe will rename any more (returned as names): a launch killed
+ * while it made one leaves it, and the probe it started may still write it after the launch is
+ * gone. Older than twice the probe's time-out, none belongs to a probe still running.
+ */
+export function removeAbandonedKerndatCopies(cacheDir: string, nowMs = Date.now()): string[] {
+  const dir = join(cacheDir, DIR_NAME);
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    if (!UNFINISHED_COPY.test(name)) continue;
+    try {
+      if (nowMs - lstatSync(join(dir, name)).mtimeMs < 2 * PROBE_TIMEOUT_MS) continue;
+      rmSync(join(dir, name), { force: true });
+      removed.push(name);
+    } catch {
+      // Renamed or removed meanwhile.
+    }
+  }
+  return removed;
 }
 
 /** <cache>/kerndat/criu-<hash of the boot and of the CRIU binary's identity>.kdat */

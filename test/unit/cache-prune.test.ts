@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readdirSync, utimesSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { describe, test } from "node:test";
 import { listEntryKeys, scanEntry } from "../../src/cache/entry-scan.js";
@@ -83,6 +83,21 @@ describe("pruneCache", () => {
       readdirSync(store.root).filter((name) => name.startsWith(".")),
       [live.dir.split("/").pop()],
     );
+  });
+
+  test("unfinished copies of CRIU's kernel-feature cache that no probe will finish go; a fresh one and the copy stay", async () => {
+    const { cacheDir, store } = makeStore();
+    const dir = join(cacheDir, "kerndat");
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    // A launch killed while its probe ran, two minutes ago; a probe running now; the copy.
+    const twoMinutesAgo = new Date(Date.now() - 120_000);
+    for (const name of [".0123456789ab.tmp", ".ba9876543210.tmp", "criu-0123.kdat"])
+      writeFileSync(join(dir, name), "kdat", { mode: 0o600 });
+    utimesSync(join(dir, ".0123456789ab.tmp"), twoMinutesAgo, twoMinutesAgo);
+    utimesSync(join(dir, "criu-0123.kdat"), twoMinutesAgo, twoMinutesAgo);
+    const report = await pruneCache(store);
+    assert.deepEqual(report.abandoned, ["kerndat/.0123456789ab.tmp"]);
+    assert.deepEqual(readdirSync(dir).sort(), [".ba9876543210.tmp", "criu-0123.kdat"]);
   });
 
   test("a clean cache under the cap: nothing to do", async () => {
