@@ -10,10 +10,11 @@ export const KEPT_LOGS = 20;
 export const KEPT_LOG_AGE_MS = 14 * 24 * 60 * 60_000;
 
 /**
- * What launches that are gone left behind (returned as paths relative to the cache): runtime directories of launches killed with
- * SIGKILL (their hard links would keep evicted snapshots' space in use), pending dumps,
- * half-deleted entries, locks, old logs, unfinished copies of CRIU's kernel-feature cache. Run once the app is ready, off the path to it, and
- * by `prune`. Never fails a launch.
+ * What launches that are gone left behind (returned as paths relative to the cache): runtime
+ * directories of launches killed with SIGKILL (their hard links would keep evicted snapshots'
+ * space in use), pending dumps, half-deleted entries, locks, old logs, unfinished copies of
+ * CRIU's kernel-feature cache. Run once the app is ready, off the path to it, and by `prune`.
+ * Never fails a launch.
  */
 export function cleanUpAfterGoneLaunches(cache: {
   readonly dir: string;

@@ -152,10 +152,11 @@ export async function runDoctor(env: NodeJS.ProcessEnv = process.env): Promise<D
     return finish(checks);
   }
   const criuPath = criu.criu.path;
+  const cacheDir = defaultCacheDir(env);
   checks.push(
-    checkKerndatCache(defaultCacheDir(env), {
+    checkKerndatCache(cacheDir, {
       isCopyWanted: isKerndatCacheWanted(),
-      copy: findKerndatCache(defaultCacheDir(env), criuPath),
+      copy: findKerndatCache(cacheDir, criuPath),
     }),
   );
   // execa is ESM only, and the CLI bundle is CommonJS (it starts faster): import() loads it.
