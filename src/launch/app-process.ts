@@ -58,6 +58,8 @@ export function ownControlStreams(
  * group (it is spawned in a session of its own, and a restored copy keeps its group).
  */
 export function signalAppGroup(pid: number, signal: NodeJS.Signals): void {
+  // -0 is warmstart's own group (a spawn that failed has no pid): never signal that.
+  if (!(pid > 1)) return;
   try {
     process.kill(-pid, signal);
   } catch {

@@ -30,6 +30,7 @@ import {
   readReports,
   runArgs,
   STORE_DIR,
+  signalProcess,
   useIntegrationRig,
   WarmstartRun,
   waitUntil,
@@ -317,7 +318,7 @@ describe("warmstart run: state that PIDs cannot fool", () => {
       const [inner] = readFileSync(`/proc/${run.child.pid}/task/${run.child.pid}/children`, "utf8").split(
         " ",
       );
-      process.kill(Number(inner), "SIGTERM");
+      signalProcess(Number(inner), "SIGTERM");
       return run.exited;
     };
     // What a killed PID 1 of an earlier container (an older warmstart) left: its restore staging.
@@ -564,7 +565,7 @@ describe("warmstart run: as a container's PID 1", () => {
     // The orphan sleeps 0.3 s, then exits: it must not stay a zombie.
     await new Promise((resolve) => setTimeout(resolve, 1500));
     assert.deepEqual(zombies(), [], "an orphan was left unreaped");
-    process.kill(Number(init), "SIGTERM");
+    signalProcess(Number(init), "SIGTERM");
     assert.deepEqual(await run.exited, { code: 143, signal: null });
     assert.equal(lastReport(reportFile).exitCode, 143, "the app got SIGTERM and died of it");
   });

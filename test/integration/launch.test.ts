@@ -26,6 +26,7 @@ import {
   readReports,
   runArgs,
   STORE_DIR,
+  signalProcess,
   useIntegrationRig,
   WarmstartRun,
   waitForEntry,
@@ -558,7 +559,7 @@ describe("warmstart run: lifetime", () => {
         5000,
       ),
     );
-    process.kill(cold.pid, "SIGKILL");
+    signalProcess(cold.pid, "SIGKILL");
     await waitUntil(() => !isAlive(cold.pid), 5000);
 
     const printedBefore = readFileSync(outFile, "utf8");
@@ -579,7 +580,7 @@ describe("warmstart run: lifetime", () => {
     );
     const answer = await getJson(`http://127.0.0.1:${port}/`);
     assert.equal(typeof answer.bootId, "string");
-    process.kill(warm.pid, "SIGKILL");
+    signalProcess(warm.pid, "SIGKILL");
     await waitUntil(() => !isAlive(warm.pid), 5000);
   });
 });

@@ -184,6 +184,16 @@ export function getJson(url: string): Promise<Record<string, unknown>> {
   });
 }
 
+/**
+ * Signals one process. `process.kill` with 0, a negative number or 1 signals the caller's
+ * process group, every process or init: a PID read from output that was not there yet
+ * (`Number("")` is 0) would take the test runner and CI down with it.
+ */
+export function signalProcess(pid: number, signal: NodeJS.Signals): void {
+  if (!Number.isInteger(pid) || pid <= 1) throw new Error(`refusing to signal pid ${pid}: not one process`);
+  process.kill(pid, signal);
+}
+
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);

@@ -16,6 +16,7 @@ import {
   makeTempDir,
   newCache,
   STORE_DIR,
+  signalProcess,
   useIntegrationRig,
   WarmstartRun,
   waitUntil,
@@ -101,6 +102,16 @@ function servingPids(run: WarmstartRun): number[] {
   return [...run.stderr.matchAll(/instance pid (\d+) serving/g)].map((match) => Number(match[1]));
 }
 
+/**
+ * The PIDs of the instances serve has reported serving, once there are `count`. serve prints the
+ * line as it hands the port over, so a client can have its answer before the line arrives.
+ */
+async function waitForServing(run: WarmstartRun, count: number, timeoutMs = 30_000): Promise<number[]> {
+  const lines = Array.from({ length: count }, () => "instance pid \\d+ serving").join("[\\s\\S]*");
+  await run.waitFor(new RegExp(lines), "stderr", timeoutMs);
+  return servingPids(run);
+}
+
 /** Processes running the fixture app (a restored copy keeps its command line). */
 function appProcesses(): string[] {
   return execFileSync("ps", ["-eo", "pid,args"], { encoding: "utf8" })
@@ -118,6 +129,7 @@ async function serveOneInstance(): Promise<{ port: number; serve: WarmstartRun }
   const serve = startServe(cacheDir, port);
   await serve.waitFor(/serving on/, "stderr");
   await get(port);
+  await waitForServing(serve, 1);
   return { port, serve };
 }
 
@@ -198,7 +210,7 @@ describe("warmstart serve", () => {
 
     const second = await get(port);
     assert.equal(second.bootId, bootId);
-    assert.equal(servingPids(serve).length, 2, `the second connection did not restore:\n${serve.stderr}`);
+    assert.equal((await waitForServing(serve, 2)).length, 2);
     assert.match(
       serve.stderr,
       /instance pid \d+ serving \(restored[\s\S]*instance pid \d+ serving \(restored/,
@@ -293,8 +305,9 @@ describe("warmstart serve", () => {
       60_000,
     );
     const next = await get(port);
-    assert.equal(servingPids(serve).length, 2);
-    assert.notEqual(servingPids(serve)[1], sparePid);
+    const pids = await waitForServing(serve, 2);
+    assert.equal(pids.length, 2);
+    assert.notEqual(pids[1], sparePid);
     assert.notEqual(next.random, answer.random, "two spares of one snapshot drew the same Math.random");
     await stopServe(serve);
   });
@@ -334,8 +347,7 @@ describe("warmstart serve", () => {
       "the blocking request never reached the app",
     );
     const queued = Array.from({ length: 4 }, () => get(port));
-    await serve.waitFor(/instance pid \d+ serving[\s\S]*instance pid \d+ serving/, "stderr", 30_000);
-    const pids = servingPids(serve);
+    const pids = await waitForServing(serve, 2);
     assert.equal(pids.length, 2);
     assert.ok(pids.every(isAlive), "both copies run at once");
     const later = await Promise.all(Array.from({ length: 12 }, () => get(port)));
@@ -363,10 +375,10 @@ describe("warmstart serve", () => {
   test("a crashed instance is restored again on the next connection", async () => {
     const { port, serve } = await serveOneInstance();
     const [crashed = 0] = servingPids(serve);
-    process.kill(crashed, "SIGKILL");
+    signalProcess(crashed, "SIGKILL");
     await serve.waitFor(new RegExp(`instance pid ${crashed} exited with code 137`), "stderr");
     await get(port);
-    assert.equal(servingPids(serve).length, 2, `no new instance after the crash:\n${serve.stderr}`);
+    assert.equal((await waitForServing(serve, 2)).length, 2, "no new instance after the crash");
     await stopServe(serve);
   });
 
@@ -410,7 +422,8 @@ describe("warmstart serve", () => {
 
   test("SIGTERM drains: a request in flight is answered, the instance stops, serve exits 0", async () => {
     const { port, serve } = await serveOneInstance();
-    const [pid] = servingPids(serve);
+    const [pid = 0] = servingPids(serve);
+    assert.ok(pid > 1, `no instance pid in:\n${serve.stderr}`);
     const slow = get(port, "/slow?ms=2000");
     await new Promise((resolve) => setTimeout(resolve, 300));
     const exited = serve.stop("SIGTERM");
@@ -418,7 +431,7 @@ describe("warmstart serve", () => {
     assert.equal(answer.bootId.length > 0, true, "the request in flight was not answered");
     assert.deepEqual(await exited, { code: 0, signal: null });
     assert.match(serve.stderr, /draining/);
-    assert.equal(isAlive(pid ?? 0), false, "the instance outlived serve");
+    assert.equal(isAlive(pid), false, "the instance outlived serve");
     assert.deepEqual(appProcesses(), []);
   });
 });

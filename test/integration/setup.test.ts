@@ -19,6 +19,7 @@ import {
   type Report,
   ROOT,
   readReports,
+  signalProcess,
   useIntegrationRig,
   waitUntil,
 } from "./rig.js";
@@ -159,13 +160,13 @@ describe("warmstart setup, from a packed tarball installed globally", () => {
     const cold = await launch();
     assert.equal(cold.mode, "cold");
     assert.equal(cold.checkpoint, "saved");
-    process.kill(cold.pid, "SIGKILL");
+    signalProcess(cold.pid, "SIGKILL");
     await waitUntil(() => !isAlive(cold.pid), 5000);
     const warm = await launch();
     try {
       assert.equal(warm.mode, "warm", JSON.stringify(warm));
     } finally {
-      process.kill(warm.pid, "SIGKILL");
+      signalProcess(warm.pid, "SIGKILL");
       await waitUntil(() => !isAlive(warm.pid), 5000);
     }
   });
