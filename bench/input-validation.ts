@@ -2,15 +2,19 @@
 // (issue 10's target: at most 5 ms median for 2,000 files).
 // 1. 2,000 files, as a recording would have found them: findChangedInput (a stat each,
 //    compared with the recorded one) from a fresh FileHashIndex, as a launch does; then the
-//    same after a `touch` of every file (a re-hash each the first time, memo hits after).
+//    same after a `touch` of every file (a re-hash each the first time, memo hits after);
+//    and one check in a fresh process, as a warm launch makes it: the native library
+//    (src/inputs/native/) reading the entry's stamps file, the library given the lines, and a
+//    statSync per file, taking turns.
 // 2. A real app: a Node server that requires 2,000 generated modules, launched cold through
 //    the CLI (so fanotify records it), then findEntry on its entry: the lookup a warm launch
 //    makes (entry checks, manifest parse, host part, every input stat'ed).
 // 3. What the check costs the warm path itself, where it runs while CRIU restores: warm
 //    launches of that app through the CLI, alternating with warm launches of the same app
-//    whose modules are --input-ignore'd (same image, ~15 inputs); the median of the paired
-//    differences in time to ready is the inputs' cost, whatever the machine's drift.
-import { spawn } from "node:child_process";
+//    whose modules are --input-ignore'd (another snapshot, ~15 inputs); paired differences in
+//    time to ready, in the restores themselves, and in the part before the restore starts
+//    (the key and the lookup); how long before the restore resumed the check was done.
+import { execFile, spawn } from "node:child_process";
 import {
   mkdirSync,
   mkdtempSync,
@@ -24,16 +28,20 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { EntryStore, type Manifest } from "../src/cache/entry-store.js";
 import { FileHashIndex } from "../src/cache/file-hash.js";
 import { findEntry } from "../src/cache/find-entry.js";
 import { findChangedInput, sealDiscoveredInputs } from "../src/inputs/discovered-inputs.js";
+import { encodeStampLines, STAMPS_FILE } from "../src/inputs/native-stamps.js";
 import { toStamp } from "../src/inputs/stamp.js";
 import { findFreePort } from "./ports.js";
 
 const FILES = 2000;
 const APP_MODULES = 2000;
 const PAIRS = 15;
+const FRESH_RUNS = 21;
+const execFileAsync = promisify(execFile);
 const CLI = fileURLToPath(new URL("../../dist/bundle/cli.cjs", import.meta.url));
 
 async function timeIt(name: string, fn: () => Promise<unknown>): Promise<string> {
@@ -85,6 +93,7 @@ async function measureSynthetic(root: string): Promise<void> {
     })}\n`,
   );
   process.stdout.write(`${await timeIt(`${FILES} files, unchanged`, validate)}\n`);
+  await measureFreshProcess(sealed.discovered.files, cacheDir);
   const later = new Date(Date.now() + 60_000);
   for (const path of paths) utimesSync(path, later, later);
   const firstStarted = performance.now();
@@ -96,6 +105,34 @@ async function measureSynthetic(root: string): Promise<void> {
   );
   await validateAndSave(sealed.discovered, cacheDir);
   process.stdout.write(`${await timeIt(`${FILES} files, all touched, memo filled`, validate)}\n`);
+}
+
+/**
+ * What a warm launch pays: one check in a fresh process (nothing compiled yet), the native
+ * library against a statSync per input, taking turns.
+ */
+async function measureFreshProcess(files: readonly string[], cacheDir: string): Promise<void> {
+  const linesFile = join(cacheDir, "lines.json");
+  writeFileSync(linesFile, JSON.stringify(files));
+  const stampsFile = join(cacheDir, STAMPS_FILE);
+  writeFileSync(stampsFile, encodeStampLines(files), { mode: 0o600 });
+  const once = fileURLToPath(new URL("./check-inputs-once.js", import.meta.url));
+  const modes = ["stamps-file", "encoded", "statSync"] as const;
+  const samples = new Map<string, number[]>(modes.map((mode) => [mode, []]));
+  for (let run = 0; run < FRESH_RUNS; run++) {
+    for (const mode of modes) {
+      const { stdout } = await execFileAsync(process.execPath, [once, linesFile, stampsFile, cacheDir, mode]);
+      samples.get(mode)?.push(Number(stdout.trim()));
+    }
+  }
+  const describe = (mode: string) => {
+    const values = samples.get(mode) ?? [];
+    return `${mode} median ${median(values)} ms (max ${Math.max(...values).toFixed(1)})`;
+  };
+  process.stdout.write(
+    `${files.length} files, unchanged, one check in a fresh process (${FRESH_RUNS} each, taking turns): ` +
+      `${modes.map(describe).join(", ")}\n`,
+  );
 }
 
 async function validateAndSave(discovered: Manifest["discovered"], cacheDir: string): Promise<void> {
@@ -147,7 +184,12 @@ async function measureRealApp(root: string): Promise<void> {
   await measureWarmPath(launchApp, cacheDir);
 }
 
-/** Alternating warm launches with and without the modules as inputs (see the top). */
+/**
+ * Alternating warm launches with and without the modules as inputs (see the top). They restore
+ * two snapshots (two cold starts of the app), whose restores differ by more than the check
+ * costs: what the check adds to the path is read from `-v` (the lookup before the restore,
+ * and how long before the restore resumed the check was done).
+ */
 async function measureWarmPath(
   launchApp: (extra: readonly string[], until: RegExp) => Promise<string>,
   cacheDir: string,
@@ -156,34 +198,47 @@ async function measureWarmPath(
   const ignored = ["--cache-dir", `${cacheDir}-ignored`, "--input-ignore", "node_modules/**"];
   const ignoredCold = await launchApp(ignored, /snapshot saved|no snapshot taken|snapshot failed/);
   if (!/snapshot saved/.test(ignoredCold)) throw new Error(`no snapshot without inputs:\n${ignoredCold}`);
-  const readyMs = async (extra: readonly string[]) => {
+  const at = (stderr: string, pattern: string) =>
+    Number(new RegExp(`\\[(\\d+) ms\\] ${pattern}`).exec(stderr)?.[1] ?? Number.NaN);
+  const launch = async (extra: readonly string[]) => {
     const stderr = await launchApp(extra, /ready, (warm|cold)/);
-    const ready = /\[(\d+) ms\] ready, warm/.exec(stderr);
-    if (!ready) throw new Error(`not warm:\n${stderr}`);
+    if (!/ready, warm/.test(stderr)) throw new Error(`not warm:\n${stderr}`);
     const checked = /(\d+) inputs unchanged in ([\d.]+) ms, during the restore/.exec(stderr);
-    return { ms: Number(ready[1]), inputs: Number(checked?.[1] ?? 0), checkMs: Number(checked?.[2] ?? 0) };
+    const restoringMs = at(stderr, "restoring the snapshot\n");
+    const resumingMs = at(stderr, "resuming the stopped restore");
+    return {
+      readyMs: at(stderr, "ready, warm"),
+      // From warmstart's start to CRIU's: the key and the lookup, on the path.
+      restoringMs,
+      restoreMs: resumingMs - restoringMs,
+      inputs: Number(checked?.[1] ?? 0),
+      checkMs: Number(checked?.[2] ?? 0),
+      slackMs: resumingMs - at(stderr, "restoring the snapshot \\(\\d+ inputs"),
+    };
   };
-  const differences: number[] = [];
-  const withInputs: number[] = [];
-  const without: number[] = [];
-  const checks: number[] = [];
-  let inputs = 0;
+  type Launch = Awaited<ReturnType<typeof launch>>;
+  const pairs: [Launch, Launch][] = [];
   for (let pair = 0; pair < PAIRS; pair++) {
     // Alternating which goes first, so neither always follows the other.
-    const first = pair % 2 === 0;
-    const a = first ? await readyMs([]) : undefined;
-    const b = await readyMs(ignored);
-    const aa = a ?? (await readyMs([]));
-    differences.push(aa.ms - b.ms);
-    withInputs.push(aa.ms);
-    without.push(b.ms);
-    checks.push(aa.checkMs);
-    inputs = aa.inputs;
+    if (pair % 2 === 0) {
+      const a = await launch([]);
+      pairs.push([a, await launch(ignored)]);
+    } else {
+      const b = await launch(ignored);
+      pairs.push([await launch([]), b]);
+    }
   }
+  const of = (pick: (launch: Launch) => number, side: 0 | 1) => median(pairs.map((p) => pick(p[side])));
+  const difference = (pick: (launch: Launch) => number) => median(pairs.map(([a, b]) => pick(a) - pick(b)));
+  const ready = (launch: Launch) => launch.readyMs;
+  const restoring = (launch: Launch) => launch.restoringMs;
+  const restore = (launch: Launch) => launch.restoreMs;
   process.stdout.write(
-    `warm path, ${PAIRS} alternating pairs: to ready ${median(withInputs)} ms with ${inputs} inputs, ` +
-      `${median(without)} ms with them ignored; paired difference median ${median(differences)} ms ` +
-      `(the check itself took ${median(checks)} ms, during the restore)\n`,
+    `warm path, ${PAIRS} alternating pairs, ${pairs[0]?.[0].inputs} inputs against them ignored (medians):\n` +
+      `  to ready ${of(ready, 0)} against ${of(ready, 1)} ms, paired difference ${difference(ready)} ms, ` +
+      `of which the two images' restores ${difference(restore)} ms (${of(restore, 0)} against ${of(restore, 1)} ms)\n` +
+      `  on the path: to the restore's start ${of(restoring, 0)} against ${of(restoring, 1)} ms, paired difference ${difference(restoring)} ms\n` +
+      `  beside the restore: the check took ${of((l) => l.checkMs, 0)} ms and was done ${of((l) => l.slackMs, 0)} ms before the restore resumed\n`,
   );
 }
 

@@ -17,5 +17,7 @@ if ! command -v javac >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends default-jdk-headless >/dev/null ||
     { echo "setup: error: could not install default-jdk-headless (run apt-get update?)" >&2; exit 1; }
 fi
+# CRIU's build installed a C compiler: a build made before it lacks the native input check.
+[ -f "$root/dist/native/input-stamps.so" ] || bash "$root/scripts/build-native.sh"
 bash "$root/scripts/install-fleet-deps.sh"
 bash "$root/scripts/install-postgres.sh"

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { extract as createExtract, type Header } from "tar-stream";
+import { encodeStampLines, STAMPS_FILE } from "../inputs/native-stamps.js";
 import {
   CPUINFO_MEMBER,
   DOCUMENT_MEMBER,
@@ -329,6 +330,9 @@ class MemberReader {
       join(this.staging, "manifest.json"),
       Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`),
     );
+    // Made here from the manifest, never taken from the archive.
+    if (manifest.discovered.files.length > 0)
+      await writeSynced(join(this.staging, STAMPS_FILE), encodeStampLines(manifest.discovered.files));
   }
 
   async #writeImage(

@@ -11,6 +11,7 @@ import {
 } from "node:fs";
 import { open } from "node:fs/promises";
 import { join } from "node:path";
+import { encodeStampLines, STAMPS_FILE } from "../inputs/native-stamps.js";
 import { describeUnsafePath, describeUnsafeStat } from "./cache-dir.js";
 import { type FileHashIndex, hashFileContent } from "./file-hash.js";
 import { type CacheKeyFields, diffKeyFields, IMAGE_FORMAT_VERSION } from "./key.js";
@@ -130,6 +131,11 @@ export class EntryStore {
     const manifestPath = join(pendingDir, "manifest.json");
     writeFileSync(manifestPath, `${JSON.stringify(full, null, 2)}\n`, { mode: 0o600 });
     await fsyncPath(manifestPath);
+    if (full.discovered.files.length > 0) {
+      const stampsPath = join(pendingDir, STAMPS_FILE);
+      writeFileSync(stampsPath, encodeStampLines(full.discovered.files), { mode: 0o600 });
+      await fsyncPath(stampsPath);
+    }
     await fsyncPath(imagesDir);
     await fsyncPath(pendingDir);
     const dir = this.entryDir(manifest.key);

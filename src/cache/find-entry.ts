@@ -1,4 +1,6 @@
+import { join } from "node:path";
 import { describeChangedInput, findChangedInput } from "../inputs/discovered-inputs.js";
+import { STAMPS_FILE } from "../inputs/native-stamps.js";
 import { listEntryKeys } from "./entry-scan.js";
 import type { CacheEntry, EntryStore, LookupOutcome } from "./entry-store.js";
 import type { FileHashIndex } from "./file-hash.js";
@@ -83,7 +85,9 @@ export async function findEntry(
 /** Which of the entry's discovered inputs is no longer as recorded, or undefined when none. */
 export async function checkInputs(entry: CacheEntry, hashes: FileHashIndex): Promise<string | undefined> {
   try {
-    const changed = await findChangedInput(entry.manifest.discovered, hashes);
+    const changed = await findChangedInput(entry.manifest.discovered, hashes, {
+      stampsFile: join(entry.dir, STAMPS_FILE),
+    });
     return changed && describeChangedInput(changed);
   } catch (error) {
     // A stat refused (EACCES, ELOOP): the inputs cannot be shown to hold.

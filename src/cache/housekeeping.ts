@@ -3,6 +3,7 @@ import { basename, join } from "node:path";
 import { removeAbandonedKerndatCopies } from "../criu/kerndat-cache.js";
 import { removeAbandonedLocks } from "./dump-lock.js";
 import type { EntryStore } from "./entry-store.js";
+import { removeRetiredMemo } from "./file-hash.js";
 import { removeStaleRuntimeDirs } from "./runtime-dir.js";
 
 /** CRIU logs kept in logs/ for the warnings that point at them: the newest few, for a while. */
@@ -13,7 +14,7 @@ export const KEPT_LOG_AGE_MS = 14 * 24 * 60 * 60_000;
  * What launches that are gone left behind (returned as paths relative to the cache): runtime
  * directories of launches killed with SIGKILL (their hard links would keep evicted snapshots'
  * space in use), pending dumps, half-deleted entries, locks, old logs, unfinished copies of
- * CRIU's kernel-feature cache. Run once the app is ready, off the path to it, and by `prune`.
+ * CRIU's kernel-feature cache, the hash memo of earlier versions. Run once the app is ready, off the path to it, and by `prune`.
  * Never fails a launch.
  */
 export function cleanUpAfterGoneLaunches(cache: {
@@ -28,6 +29,7 @@ export function cleanUpAfterGoneLaunches(cache: {
     [`${basename(cache.store.root)}/`, () => removeAbandonedLocks(cache.store.root)],
     ["logs/", () => pruneLogs(cache.logsDir)],
     ["kerndat/", () => removeAbandonedKerndatCopies(cache.dir)],
+    ["", () => removeRetiredMemo(cache.dir)],
   ];
   for (const [where, step] of steps) {
     try {

@@ -147,6 +147,7 @@ export async function runDoctor(env: NodeJS.ProcessEnv = process.env): Promise<D
     );
   }
   checks.push(await checkInputRecording(env));
+  checks.push(await checkInputStamps());
   if (!criu.found) {
     checks.push(skippedProbe());
     return finish(checks);
@@ -250,6 +251,26 @@ async function checkInputRecording(env: NodeJS.ProcessEnv): Promise<DoctorCheck>
         status: "missing",
         detail: `/proc at dump time only (${recorder.fallbackReason}): files the app read and closed while it started are not seen, so an edit to them may restore old code`,
         fix: "run as root (fanotify needs CAP_SYS_ADMIN), or declare such files with --input",
+        isRequired: false,
+      };
+}
+
+/** How a warm launch checks a snapshot's inputs: one native call, or a statSync per input. */
+async function checkInputStamps(): Promise<DoctorCheck> {
+  const { describeNativeStampsUnavailable } = await import("../inputs/native-stamps.js");
+  const unavailable = describeNativeStampsUnavailable();
+  return unavailable
+    ? {
+        name: "input check",
+        status: "info",
+        detail: `one statSync per input from JavaScript (${unavailable}): slower on a warm launch of an app with many inputs`,
+        fix: "install a C compiler (build-essential) and run `npm run build`",
+        isRequired: false,
+      }
+    : {
+        name: "input check",
+        status: "ok",
+        detail: "native: a warm launch stats its snapshot's inputs in one call",
         isRequired: false,
       };
 }

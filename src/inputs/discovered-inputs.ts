@@ -1,8 +1,9 @@
 import { createHash } from "node:crypto";
 import { readdirSync, statSync } from "node:fs";
 import { sep } from "node:path";
-import type { FileHashIndex } from "../cache/file-hash.js";
+import { type FileHashIndex, INPUT_PURPOSES } from "../cache/file-hash.js";
 import { parseInputPattern } from "../cache/input-files.js";
+import { findMovedLines } from "./native-stamps.js";
 import type { RecordedFile, RecorderMode, RecordingOutcome } from "./recorder.js";
 import { type FileStamp, isSameStamp, toStamp } from "./stamp.js";
 
@@ -126,8 +127,8 @@ export function contentOf(discovered: DiscoveredInputs): string[] {
 }
 
 async function hashInput(kind: "file" | "dir", path: string, hashes: FileHashIndex): Promise<string> {
-  if (kind === "file") return hashes.hashFile(path);
-  return hashes.memoize(path, "listing", async () => hashListing(path));
+  if (kind === "file") return hashes.hashFile(path, INPUT_PURPOSES.sha256);
+  return hashes.memoize(path, INPUT_PURPOSES.listing, async () => hashListing(path));
 }
 
 /** A directory counts by its names and their kinds (a plugin folder gains a plugin). */
@@ -149,15 +150,25 @@ export function describeChangedInput(change: ChangedInput): string {
 
 /**
  * The first discovered input that is no longer what the entry was made from, or undefined
- * when all still match. A stat that matches
- * the recorded one is enough; only a file whose stat moved (a `touch`, a checkout) is read
- * again, through the stat-keyed memo, so a touch without a change stays warm.
+ * when all still match. A stat that matches the recorded one is enough; only a file whose
+ * stat moved (a `touch`, a checkout) is read again, through the stat-keyed memo, so a touch
+ * without a change stays warm. The stat of every line is made natively where the library is
+ * built (native-stamps.ts); the lines it reports moved, or all of them without it, are
+ * decided here.
  */
 export async function findChangedInput(
   discovered: DiscoveredInputs,
   hashes: FileHashIndex,
+  options: {
+    /** The entry's copy of the lines for the library (STAMPS_FILE), where there is one. */
+    readonly stampsFile?: string;
+    /** The tests' way to check the JavaScript path where the library is built. */
+    readonly findMoved?: typeof findMovedLines;
+  } = {},
 ): Promise<ChangedInput | undefined> {
-  for (const line of discovered.files) {
+  const moved = (options.findMoved ?? findMovedLines)(discovered.files, options.stampsFile);
+  const lines = moved ? moved.map((index) => discovered.files[index] ?? "") : discovered.files;
+  for (const line of lines) {
     const start = pathStart(line);
     const path = line.slice(start);
     const stat = statSync(path, { throwIfNoEntry: false });

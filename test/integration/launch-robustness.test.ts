@@ -17,6 +17,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
+import { GENERAL_MEMO_FILE } from "../../src/cache/file-hash.js";
 import { currentOwner, formatOwnerTag } from "../../src/cache/owner-stamp.js";
 import {
   fixture,
@@ -161,8 +162,8 @@ describe("warmstart run: the launch never stops the app", () => {
     await snapshot(args, { PORT: String(port) });
     // The memo cannot be replaced (as on a full or read-only disk), and the input was
     // touched, so its hash is computed again and the memo written again.
-    rmSync(join(cacheDir, "file-hashes.json"));
-    mkdirSync(join(cacheDir, "file-hashes.json"));
+    rmSync(join(cacheDir, GENERAL_MEMO_FILE));
+    mkdirSync(join(cacheDir, GENERAL_MEMO_FILE));
     execFileSync("touch", ["-d", new Date(Date.now() + 5000).toISOString(), input]);
     const warm = new WarmstartRun(args, { PORT: String(port) });
     await warm.waitFor(/ready, (cold|warm)/, "stderr");

@@ -100,6 +100,14 @@ describe("pruneCache", () => {
     assert.deepEqual(readdirSync(dir).sort(), [".ba9876543210.tmp", "criu-0123.kdat"]);
   });
 
+  test("the hash memo of earlier versions, which held every discovered input's hash too, goes", async () => {
+    const { cacheDir, store } = makeStore();
+    writeFileSync(join(cacheDir, "file-hashes.json"), "{}", { mode: 0o600 });
+    const report = await pruneCache(store);
+    assert.deepEqual(report.abandoned, ["file-hashes.json"]);
+    assert.equal(existsSync(join(cacheDir, "file-hashes.json")), false);
+  });
+
   test("a clean cache under the cap: nothing to do", async () => {
     const { store } = makeStore();
     const entry = await commitFakeEntry(store, fakeKey("b7"));

@@ -18,7 +18,12 @@ import { describe, test } from "node:test";
 import { Worker } from "node:worker_threads";
 import { makeDirectories } from "../../src/cache/cache-dir.js";
 import { removeAbandonedLocks, tryAcquireDumpLock } from "../../src/cache/dump-lock.js";
-import { FileHashIndex } from "../../src/cache/file-hash.js";
+import {
+  FileHashIndex,
+  GENERAL_MEMO_FILE,
+  INPUT_MEMO_FILE,
+  INPUT_PURPOSES,
+} from "../../src/cache/file-hash.js";
 import { KEPT_LOGS, pruneLogs } from "../../src/cache/housekeeping.js";
 import { currentOwner, formatOwnerTag, ownerOf } from "../../src/cache/owner-stamp.js";
 import { commitFakeEntry, fakeKey, makeStore } from "./fake-entries.js";
@@ -240,7 +245,7 @@ describe("cache robustness", () => {
       await memo.hashFile(file);
     }
     assert.equal(await memo.save(), true);
-    const saved = JSON.parse(readFileSync(join(cacheDir, "file-hashes.json"), "utf8"));
+    const saved = JSON.parse(readFileSync(join(cacheDir, GENERAL_MEMO_FILE), "utf8"));
     assert.equal(Object.keys(saved).length, 1, "earlier versions of the file are forgotten");
     writeFileSync(file, "version 6");
     await memo.hashFile(file);
@@ -248,6 +253,28 @@ describe("cache robustness", () => {
     const blocked = new FileHashIndex(join(cacheDir, "nowhere"));
     await blocked.hashFile(file);
     assert.equal(await blocked.save(), false);
+  });
+
+  test("facts about discovered inputs have a memo of their own; a damaged one leaves the other alone", async () => {
+    const { cacheDir } = makeStore();
+    const executable = join(cacheDir, "node");
+    const module = join(cacheDir, "module.js");
+    writeFileSync(executable, "binary");
+    writeFileSync(module, "module.exports = 1;");
+    const memo = new FileHashIndex(cacheDir);
+    const executableHash = await memo.hashFile(executable);
+    const moduleHash = await memo.hashFile(module, INPUT_PURPOSES.sha256);
+    assert.equal(await memo.save(), true);
+    const general = readFileSync(join(cacheDir, GENERAL_MEMO_FILE), "utf8");
+    const inputs = readFileSync(join(cacheDir, INPUT_MEMO_FILE), "utf8");
+    assert.ok(general.includes(executableHash) && !general.includes(moduleHash));
+    assert.ok(inputs.includes(moduleHash) && !inputs.includes(executableHash));
+    // A damaged input memo: the general facts are still recalled, and nothing is rewritten.
+    writeFileSync(join(cacheDir, INPUT_MEMO_FILE), "not json");
+    const later = new FileHashIndex(cacheDir);
+    assert.equal(await later.hashFile(executable), executableHash);
+    assert.equal(await later.save(), true);
+    assert.equal(readFileSync(join(cacheDir, INPUT_MEMO_FILE), "utf8"), "not json", "rewritten unasked");
   });
 
   test("logs: the newest few are kept, old ones go", () => {
