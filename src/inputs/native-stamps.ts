@@ -60,11 +60,11 @@ export function encodeStampLines(lines: readonly string[]): Buffer {
 
 /**
  * The indices of the discovered-input lines whose path no longer stats as recorded (changed,
- * gone, appeared, or not stat-able), in order, from one native call; every
- * other line is unchanged for certain. `stampsFile`: the entry's copy of the lines (STAMPS_FILE),
- * used when it is a regular file of ours that nobody else can read or write (not a symlink)
- * and holds exactly as many lines. Undefined where the library is missing: the caller then
- * stats every line itself.
+ * gone, appeared, or not stat-able), in order, from one native call; every other line is
+ * unchanged for certain. `stampsFile`: the entry's copy of the lines (STAMPS_FILE), used when
+ * it is a regular file of ours that nobody else can read or write (not a symlink) and holds
+ * exactly as many lines. Undefined where the library is missing: the caller then stats every
+ * line itself.
  */
 export function findMovedLines(lines: readonly string[], stampsFile?: string): number[] | undefined {
   const library = load();
