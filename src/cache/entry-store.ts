@@ -13,7 +13,7 @@ import { open } from "node:fs/promises";
 import { join } from "node:path";
 import { encodeStampLines, STAMPS_FILE } from "../inputs/native-stamps.js";
 import { describeUnsafePath, describeUnsafeStat } from "./cache-dir.js";
-import { type FileHashIndex, hashFileContent } from "./file-hash.js";
+import { type FileHashIndex, hashFileContent, IMAGE_PURPOSE } from "./file-hash.js";
 import { type CacheKeyFields, diffKeyFields, IMAGE_FORMAT_VERSION } from "./key.js";
 import { describeInvalidManifest, type Manifest } from "./manifest.js";
 import { currentOwner, formatOwnerTag, isAbandoned, OWNER_TAG_SOURCE, parseOwnerTag } from "./owner-stamp.js";
@@ -309,7 +309,7 @@ function inspectEntry(key: string, dir: string, hashes: FileHashIndex | undefine
       return corrupt(`${path} has ${bytes} bytes, the manifest says ${expected.bytes}`);
     if (isPagesFile(name)) continue;
     const sha256 = hashes
-      ? hashes.memoizeSync(path, "sha256", stat, () => hashSmallFile(path))
+      ? hashes.memoizeSync(path, IMAGE_PURPOSE, stat, () => hashSmallFile(path))
       : hashSmallFile(path);
     if (sha256 !== expected.sha256) return corrupt(`${path} does not match its sha256 in the manifest`);
   }

@@ -87,6 +87,16 @@ export function removeRetiredMemo(cacheDir: string): string[] {
 
 const INPUT_PURPOSE_PREFIX = "input-";
 
+/**
+ * The sha256 of a cache entry's image file, checked by every lookup. Its stamp leaves ctime
+ * out: each restore hard-links the images into a staging directory of its own and unlinks
+ * them afterwards, which moves their ctime, so with it the memo never held and every lookup
+ * re-hashed the images and rewrote the memo. A write still moves mtime; what ctime alone
+ * would catch is a write whose mtime was set back on purpose, by the one user who may write
+ * the entry (and its manifest) anyway.
+ */
+export const IMAGE_PURPOSE = "image-sha256";
+
 /** The purposes of facts about discovered inputs: their bytes, a directory's listing. */
 export const INPUT_PURPOSES = { sha256: "input-sha256", listing: "input-listing" } as const;
 
@@ -158,8 +168,14 @@ class MemoFile {
   }
 
   /** The entries to keep, oldest first: those used by this launch count as the newest.
-   * lru-cache is loaded here only: a warm launch with nothing new to remember never saves. */
+   * lru-cache is loaded only when there are too many: importing it and sizing one for
+   * MAX_MEMO_ENTRIES cost ~20 ms of the main thread, while the restore runs. */
   async #boundedEntries(): Promise<Record<string, string>> {
+    if (this.#entries.size <= MAX_MEMO_ENTRIES) {
+      const used = [...this.#used].filter((stamp) => this.#entries.has(stamp));
+      const unused = [...this.#entries.keys()].filter((stamp) => !this.#used.has(stamp));
+      return Object.fromEntries([...unused, ...used].map((stamp) => [stamp, this.#entries.get(stamp) ?? ""]));
+    }
     const { LRUCache } = await import("lru-cache");
     const kept = new LRUCache<string, string>({ max: MAX_MEMO_ENTRIES });
     for (const [stamp, value] of this.#entries) if (!this.#used.has(stamp)) kept.set(stamp, value);
@@ -183,7 +199,8 @@ export function hashFileContent(path: string): Promise<string> {
 }
 
 /** What identifies one version of a file: ctime changes on every write, even when mtime is
- * set back by hand. */
+ * set back by hand. Not for IMAGE_PURPOSE (see there). */
 function stampOf(path: string, purpose: string, stat: BigIntStats): string {
-  return `${purpose}\0${path}\0${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeNs}:${stat.ctimeNs}`;
+  const ctime = purpose === IMAGE_PURPOSE ? "" : `:${stat.ctimeNs}`;
+  return `${purpose}\0${path}\0${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeNs}${ctime}`;
 }

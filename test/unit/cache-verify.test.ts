@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { chmodSync, lstatSync, readFileSync } from "node:fs";
+import { chmodSync, linkSync, lstatSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { verifyEntry } from "../../src/cache/entry-verify.js";
-import { FileHashIndex } from "../../src/cache/file-hash.js";
+import { FileHashIndex, IMAGE_PURPOSE } from "../../src/cache/file-hash.js";
 import { flipByte } from "../corrupt-file.js";
 import { commitFakeEntry, fakeKey, makeStore } from "./fake-entries.js";
 
@@ -51,13 +51,17 @@ describe("verifyEntry", () => {
     const core = join(entry.imagesDir, "core-1.img");
     const hashes = new FileHashIndex(cacheDir);
     assert.equal((await store.lookup(entry.key, hashes)).hit, true);
-    // Remembered: the same version of the file is not read again.
+    // Remembered: the same version of the file is not read again, even after a restore has
+    // hard-linked it into its staging directory and unlinked it (which moves its ctime).
+    const staged = join(cacheDir, "staged-core.img");
+    linkSync(core, staged);
+    rmSync(staged);
     const stat = lstatSync(core, { bigint: true });
     assert.equal(
-      hashes.memoizeSync(core, "sha256", stat, () => assert.fail("re-read an unchanged file")),
+      hashes.memoizeSync(core, IMAGE_PURPOSE, stat, () => assert.fail("re-read an unchanged file")),
       createHash("sha256").update(readFileSync(core)).digest("hex"),
     );
-    // A write moves the ctime: the memo does not vouch for the new bytes.
+    // A write moves the mtime: the memo does not vouch for the new bytes.
     flipByte(core, 0);
     assert.deepEqual(await store.lookup(entry.key, hashes), {
       hit: false,
