@@ -317,16 +317,6 @@ export function ssUnixSockets(): CommandLine {
   return ["ss", "-x", "-a", "-n", "-H"];
 }
 
-/**
- * Established TCP connections on these local ports, one line each with their socket inode
- * and TCP info (sock_diag through iproute2's ss): serve tells an idle instance by when its
- * connections last carried data, so an idle keep-alive connection does not keep it up.
- */
-export function ssEstablished(ports: readonly number[]): CommandLine {
-  const filter = ports.map((port) => `sport = :${port}`).join(" or ");
-  return ["ss", "-H", "-t", "-n", "-i", "-e", "-O", "state", "established", `( ${filter} )`];
-}
-
 /** The in-namespace readiness probe of a prewarm: this Node running one of warmstart's files. */
 export function nodeScript(file: string, args: readonly string[]): CommandLine {
   return [process.execPath, file, ...args];

@@ -498,7 +498,7 @@ class Server {
     const serving = this.#instances.filter((instance) => !instance.isStopping);
     if (serving.length === 0) return;
     const ports = [...new Set(this.front.addresses.map((address) => address.port))];
-    const connections = await readConnections(ports);
+    const connections = readConnections(ports);
     const nowMs = performance.now();
     for (const instance of serving) {
       const inodes = readTreeSocketInodes(instance.launched.pid);

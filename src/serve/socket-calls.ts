@@ -7,7 +7,8 @@ import { explainPortInUseHere } from "./port-in-use.js";
 // prebuilt binaries ship inside the npm package: no compiler). serve needs them to hold a
 // port with SO_REUSEPORT (so that a restored app can bind it beside the front), to read a
 // listener's accept queue, to take a restored app's listening socket into its own hands
-// (pidfd_getfd), and to wait for a connection without accepting it (poll on a worker thread).
+// (pidfd_getfd), to wait for a connection without accepting it (poll on a worker thread), and
+// to ask sock_diag about the established connections (what `ss` would spawn a process for).
 
 interface Libc {
   readonly socket: LibcFunction;
@@ -51,6 +52,20 @@ const POLLHUP = 0x10;
 const POLLNVAL = 0x20;
 const SYS_PIDFD_OPEN = 434;
 const SYS_PIDFD_GETFD = 438;
+const AF_NETLINK = 16;
+const SOCK_DGRAM = 2;
+const NETLINK_SOCK_DIAG = 4;
+const SOCK_DIAG_BY_FAMILY = 20;
+const NLM_F_REQUEST = 0x1;
+const NLM_F_DUMP = 0x300;
+const TCP_ESTABLISHED = 1;
+const INET_DIAG_INFO = 2;
+/** nlmsghdr (16 bytes) + inet_diag_req_v2 (56 bytes). */
+const DIAG_REQUEST_BYTES = 72;
+/** One recv of a dump: the kernel fills it with as many messages as fit. */
+const DIAG_RECV_BYTES = 64 * 1024;
+const NLMSG_DONE = 3;
+const NLMSG_ERROR = 2;
 const EFD_CLOEXEC = 0o2000000;
 const EFD_NONBLOCK = 0o4000;
 
@@ -314,4 +329,56 @@ export class ReadableWaiter {
   #drainWake(lib: Libc): void {
     lib.read(this.#wakeFd, Buffer.alloc(8), 8);
   }
+}
+
+/**
+ * Every established TCP socket of this network namespace, IPv4 and IPv6, with its tcp_info:
+ * the replies of a sock_diag dump as received (activity.ts parses them), or undefined when the
+ * kernel cannot say (no sock_diag, a dump that failed). Synchronous: the kernel answers from
+ * its tables at once.
+ */
+export function queryEstablishedTcp(): Buffer[] | undefined {
+  const lib = loadLibc();
+  const fd = Number(lib.socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
+  if (fd < 0) return undefined;
+  try {
+    const replies: Buffer[] = [];
+    for (const family of [AF_INET, AF_INET6]) {
+      const request = Buffer.alloc(DIAG_REQUEST_BYTES);
+      request.writeUInt32LE(DIAG_REQUEST_BYTES, 0);
+      request.writeUInt16LE(SOCK_DIAG_BY_FAMILY, 4);
+      request.writeUInt16LE(NLM_F_REQUEST | NLM_F_DUMP, 6);
+      request.writeUInt32LE(family, 8); // the sequence number: which dump a reply belongs to
+      request.writeUInt8(family, 16);
+      request.writeUInt8(IPPROTO_TCP, 17);
+      request.writeUInt8(1 << (INET_DIAG_INFO - 1), 18);
+      request.writeUInt32LE(1 << TCP_ESTABLISHED, 20);
+      // Unconnected, a netlink socket's writes go to the kernel.
+      if (Number(lib.write(fd, request, request.length)) !== request.length) return undefined;
+      for (;;) {
+        const reply = Buffer.alloc(DIAG_RECV_BYTES);
+        const length = Number(lib.read(fd, reply, reply.length));
+        if (length <= 0) return undefined;
+        replies.push(reply.subarray(0, length));
+        const last = lastMessageType(reply.subarray(0, length));
+        if (last === NLMSG_ERROR) return undefined;
+        if (last === NLMSG_DONE) break;
+      }
+    }
+    return replies;
+  } finally {
+    lib.close(fd);
+  }
+}
+
+/** The type of a reply's last netlink message (a dump ends with NLMSG_DONE). */
+function lastMessageType(reply: Buffer): number | undefined {
+  let type: number | undefined;
+  for (let offset = 0; offset + 16 <= reply.length; ) {
+    const length = reply.readUInt32LE(offset);
+    if (length < 16) break;
+    type = reply.readUInt16LE(offset + 4);
+    offset += (length + 3) & ~3;
+  }
+  return type;
 }

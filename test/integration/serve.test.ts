@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { chmodSync, existsSync, readdirSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
-import { request } from "node:http";
+import { Agent, request } from "node:http";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { describe, test } from "node:test";
@@ -369,6 +369,43 @@ describe("warmstart serve", () => {
     assert.match(serve.stderr, /serving \(cold-then-restored/);
     const second = await get(port);
     assert.equal(second.bootId, first.bootId, "the restored instance answers both");
+    await stopServe(serve);
+  });
+
+  test("a keep-alive connection keeps the instance up while it carries requests, not once it is quiet", async () => {
+    const { cacheDir } = newCache();
+    const port = await freePort();
+    await takeSnapshot(cacheDir, port);
+    const serve = startServe(cacheDir, port, ["--idle", "2s"]);
+    await serve.waitFor(/serving on/, "stderr");
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const sockets = new Set<unknown>();
+      const ask = () =>
+        new Promise<void>((resolve, reject) => {
+          const req = request({ host: "127.0.0.1", port, path: "/", agent }, (res) => {
+            sockets.add(res.socket);
+            res.resume();
+            res.on("end", resolve);
+          });
+          req.on("error", reject);
+          req.end();
+        });
+      await ask();
+      const [pid = 0] = await waitForServing(serve, 1);
+      // Three times the idle time, a request every 400 ms on the one connection: not idle.
+      for (const started = Date.now(); Date.now() - started < 6000; ) {
+        await ask();
+        await new Promise((resolve) => setTimeout(resolve, 400));
+      }
+      assert.equal(sockets.size, 1, "the requests did not share one connection");
+      assert.doesNotMatch(serve.stderr, /stopped \(idle\)/, "stopped while its connection carried requests");
+      assert.ok(isAlive(pid));
+      // The connection stays open and carries nothing: idle.
+      await serve.waitFor(new RegExp(`instance pid ${pid} stopped \\(idle\\)`), "stderr", 30_000);
+    } finally {
+      agent.destroy();
+    }
     await stopServe(serve);
   });
 

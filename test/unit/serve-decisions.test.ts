@@ -1,8 +1,11 @@
 // serve's decisions and parsers are pure: tested here without root, CRIU or a socket.
 import assert from "node:assert/strict";
+import { once } from "node:events";
+import { readdirSync, readlinkSync } from "node:fs";
+import { type AddressInfo, connect, createServer } from "node:net";
 import { describe, test } from "node:test";
 import { parseDurationMs } from "../../src/commands/serve.js";
-import { parseSsConnections } from "../../src/serve/activity.js";
+import { parseInetDiagReply, readConnections } from "../../src/serve/activity.js";
 import { mappedFileRanges } from "../../src/serve/fault-in.js";
 import { formatListener, isAtAddress, parseListenAddress } from "../../src/serve/listen-address.js";
 import {
@@ -20,6 +23,38 @@ const connection = (lastReceivedMs: number, lastSentMs: number, sendQueueBytes =
   lastSentMs,
   sendQueueBytes,
 });
+
+/** A netlink message as the kernel writes it: header (length, type, flags, seq, pid), payload. */
+function netlinkMessage(type: number, payload: Buffer): Buffer {
+  const header = Buffer.alloc(16);
+  header.writeUInt32LE(16 + payload.length, 0);
+  header.writeUInt16LE(type, 4);
+  return Buffer.concat([header, payload, Buffer.alloc((4 - (payload.length % 4)) % 4)]);
+}
+
+/** A SOCK_DIAG_BY_FAMILY reply: inet_diag_msg, then INET_DIAG_INFO (tcp_info) when times are given. */
+function diagMessage(socket: {
+  port: number;
+  inode: number;
+  writeQueue: number;
+  lastSent?: number;
+  lastReceived?: number;
+}): Buffer {
+  const message = Buffer.alloc(72);
+  message.writeUInt8(2, 0);
+  message.writeUInt8(1, 1);
+  message.writeUInt16BE(socket.port, 4);
+  message.writeUInt16BE(50_000, 6);
+  message.writeUInt32LE(socket.writeQueue, 60);
+  message.writeUInt32LE(socket.inode, 68);
+  if (socket.lastSent === undefined) return netlinkMessage(20, message);
+  const info = Buffer.alloc(4 + 232);
+  info.writeUInt16LE(info.length, 0);
+  info.writeUInt16LE(2, 2);
+  info.writeUInt32LE(socket.lastSent, 4 + 44);
+  info.writeUInt32LE(socket.lastReceived ?? 0, 4 + 52);
+  return netlinkMessage(20, Buffer.concat([message, info]));
+}
 
 describe("serve decisions", () => {
   test("an open keep-alive connection that carries nothing does not keep an instance up", () => {
@@ -88,17 +123,55 @@ describe("serve decisions", () => {
 });
 
 describe("serve's parsers", () => {
-  test("ss lines: inode, last data received and sent, the send queue", () => {
-    const text = [
-      "0      0      127.0.0.1:3000 127.0.0.1:50134 ino:2328707 sk:9d1a cgroup:/ <-> ts sack bbr wscale:10,10 rto:200 bytes_received:2 lastsnd:316 lastrcv:412 lastack:316 rcv_space:65483",
-      "0      512    127.0.0.1:3000 127.0.0.1:50136 ino:2328709 sk:9d1b cgroup:/ <-> ts lastrcv:7",
-      "0      0      127.0.0.1:3000 127.0.0.1:50138 ino:0 sk:9d1c <-> lastsnd:1 lastrcv:1",
-      "",
-    ].join("\n");
-    assert.deepEqual(parseSsConnections(text), [
-      { inode: "2328707", lastReceivedMs: 412, lastSentMs: 316, sendQueueBytes: 0 },
-      { inode: "2328709", lastReceivedMs: 7, lastSentMs: Number.POSITIVE_INFINITY, sendQueueBytes: 512 },
+  test("sock_diag replies: inode, last data received and sent, the send queue; other ports and inode 0 left out", () => {
+    const reply = Buffer.concat([
+      diagMessage({ port: 3000, inode: 2328707, writeQueue: 0, lastSent: 316, lastReceived: 412 }),
+      diagMessage({ port: 3000, inode: 2328709, writeQueue: 512 }),
+      diagMessage({ port: 4000, inode: 2328711, writeQueue: 0, lastSent: 1, lastReceived: 1 }),
+      diagMessage({ port: 3000, inode: 0, writeQueue: 0, lastSent: 1, lastReceived: 1 }),
+      netlinkMessage(3, Buffer.alloc(4)),
+      diagMessage({ port: 3000, inode: 99, writeQueue: 0, lastSent: 1, lastReceived: 1 }),
     ]);
+    assert.deepEqual(parseInetDiagReply(reply, new Set([3000])), [
+      { inode: "2328707", lastReceivedMs: 412, lastSentMs: 316, sendQueueBytes: 0 },
+      {
+        inode: "2328709",
+        lastReceivedMs: Number.POSITIVE_INFINITY,
+        lastSentMs: Number.POSITIVE_INFINITY,
+        sendQueueBytes: 512,
+      },
+    ]);
+    // A reply cut short ends the parse where it is cut.
+    assert.deepEqual(parseInetDiagReply(reply.subarray(0, 50), new Set([3000])), []);
+  });
+
+  test("sock_diag, asked for real: an open connection to a port, with its server side's inode", async () => {
+    const server = createServer((socket) => socket.write("hello"));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as AddressInfo;
+    const client = connect(port, "127.0.0.1");
+    await once(client, "data");
+    try {
+      const connections = readConnections([port]);
+      assert.equal(connections.length, 1, "the server side only: the client's local port is another");
+      const [accepted] = connections;
+      const inodes = readdirSync("/proc/self/fd").map((fd) => {
+        try {
+          return readlinkSync(`/proc/self/fd/${fd}`);
+        } catch {
+          return "";
+        }
+      });
+      assert.ok(
+        inodes.includes(`socket:[${accepted?.inode}]`),
+        "the inode is none of this process's sockets",
+      );
+      assert.ok((accepted?.lastSentMs ?? Number.NaN) < 5000, "it sent its greeting just now");
+      assert.deepEqual(readConnections([1]), []);
+    } finally {
+      client.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 
   test("--listen: a port, host:port, [v6]:port; bad ones name the option and the value", () => {
