@@ -14,7 +14,9 @@ fi
 classes=$(mktemp -d)
 trap 'rm -rf "$classes"' EXIT
 # --release 11: runs on any JVM from 11 on. sun.misc.Signal is jdk.unsupported's, hence -Xlint:-options.
-javac --release 11 -nowarn -XDignore.symbol.file -d "$classes" "$root"/src/runtime/jvm/*.java 2>&1 |
+# -XDstringConcat=inline: string concatenation through StringBuilder, not invokedynamic, whose
+# first run at each call site links method handles: in a restored copy, milliseconds a line.
+javac --release 11 -nowarn -XDignore.symbol.file -XDstringConcat=inline -d "$classes" "$root"/src/runtime/jvm/*.java 2>&1 |
   { grep -v -e "^Note:" -e "warning: .* internal proprietary API" -e "^\s*\^$" -e "sun.misc.Signal" -e "^[0-9]* warning" || true; }
 printf 'Premain-Class: warmstart.agent.WarmstartAgent\n' >"$classes/MANIFEST.MF"
 mkdir -p "$(dirname "$out")"

@@ -98,10 +98,13 @@ public final class WarmstartAgent {
   }
 
   private static void checkpoint() {
+    Targets targets = null;
     try {
       openToAgent();
       List<String> failures = new ArrayList<>();
-      Targets targets = findTargets(failures);
+      targets = findTargets(failures);
+      // Run once before the dump, so that a restored copy does not run this code first.
+      describeReseed(true, List.of("\u0000"), 0.5).getBytes(StandardCharsets.UTF_8);
       send("checkpoint-ready " + pid());
       int read = down.read();
       boolean isEarly = read == 'S';
@@ -109,7 +112,7 @@ public final class WarmstartAgent {
       long startedNs = System.nanoTime();
       boolean isReseeded = !verdict.equals("restored") || reseed(targets, failures);
       double reseedMs = (System.nanoTime() - startedNs) / 1e6;
-      String report = "{\"isReseeded\":" + isReseeded + ",\"failures\":" + toJson(failures) + ",\"reseedMs\":" + reseedMs + "}";
+      String report = describeReseed(isReseeded, failures, reseedMs);
       if (isEarly) {
         // A copy that waits (serve's spare): reseeded now, told again when it is wanted.
         send("reseeded " + pid() + " " + report);
@@ -119,8 +122,19 @@ public final class WarmstartAgent {
     } catch (IOException | RuntimeException error) {
       send("checkpoint-failed " + pid() + " " + quote("warmstart's Java agent: " + error));
     } finally {
+      if (targets != null && targets.urandom != null) {
+        try {
+          targets.urandom.close();
+        } catch (IOException ignored) {
+          // Closed or not, it is not used again.
+        }
+      }
       isBusy.set(false);
     }
+  }
+
+  private static String describeReseed(boolean isReseeded, List<String> failures, double reseedMs) {
+    return "{\"isReseeded\":" + isReseeded + ",\"failures\":" + toJson(failures) + ",\"reseedMs\":" + reseedMs + "}";
   }
 
   /** What the reseed sets, found before the snapshot: after a restore only values change. */
@@ -130,6 +144,9 @@ public final class WarmstartAgent {
     Field threadSeed;
     Field threadProbe;
     boolean hasMathRandom;
+    /** Opened before the dump: in a restored copy, a read is all the reseed's entropy costs
+     * (opening it there took ~10 ms of first-run code). Closed once the verdict is in. */
+    InputStream urandom;
   }
 
   private static Targets findTargets(List<String> failures) {
@@ -164,8 +181,20 @@ public final class WarmstartAgent {
       targets.threadProbe = Thread.class.getDeclaredField("threadLocalRandomProbe");
       targets.threadSeed.setAccessible(true);
       targets.threadProbe.setAccessible(true);
+      // Their accessors are made on first use: here, not in a restored copy (where that took
+      // milliseconds). This thread's own seed is written back as it is.
+      Thread self = Thread.currentThread();
+      targets.threadProbe.getInt(self);
+      targets.threadSeed.setLong(self, targets.threadSeed.getLong(self));
     } catch (ReflectiveOperationException | RuntimeException error) {
       failures.add("cannot reach ThreadLocalRandom's per-thread seeds: " + error);
+    }
+    try {
+      targets.urandom = new FileInputStream("/dev/urandom");
+      // Read once here: the first read links its native code, which a restored copy then skips.
+      new Seeds(targets.urandom);
+    } catch (IOException error) {
+      // The reseed says so: no seeds, no reseed.
     }
     return targets;
   }
@@ -174,7 +203,8 @@ public final class WarmstartAgent {
   static boolean reseed(Targets targets, List<String> failures) {
     Seeds seeds;
     try {
-      seeds = new Seeds();
+      if (targets.urandom == null) throw new IOException("it could not be opened before the checkpoint");
+      seeds = new Seeds(targets.urandom);
     } catch (IOException error) {
       failures.add("cannot read /dev/urandom: " + error);
       return false;
@@ -185,6 +215,7 @@ public final class WarmstartAgent {
       // Every live thread that has used ThreadLocalRandom gets a seed of its own.
       try {
         for (Thread thread : liveThreads()) {
+          if (thread == null) continue;
           if (targets.threadProbe.getInt(thread) != 0) targets.threadSeed.setLong(thread, seeds.next());
         }
       } catch (ReflectiveOperationException | RuntimeException error) {
@@ -194,8 +225,15 @@ public final class WarmstartAgent {
     return targets.hasMathRandom;
   }
 
-  private static Iterable<Thread> liveThreads() {
-    return Thread.getAllStackTraces().keySet();
+  /** Every live platform thread, without the stack traces Thread.getAllStackTraces() takes
+   * (3-4 ms in a restored copy, every thread stopped at a safepoint for it). */
+  private static Thread[] liveThreads() {
+    ThreadGroup root = Thread.currentThread().getThreadGroup();
+    while (root.getParent() != null) root = root.getParent();
+    Thread[] threads = new Thread[root.activeCount() + 16];
+    // A full array may have left some out: larger until it is not.
+    while (root.enumerate(threads, true) == threads.length) threads = new Thread[threads.length * 2];
+    return threads;
   }
 
   /** A static field's value; null when the class is not loaded or the field is absent (another JDK). */
@@ -223,14 +261,12 @@ public final class WarmstartAgent {
   private static final class Seeds {
     private final ByteBuffer bytes = ByteBuffer.allocate(8 * 64);
 
-    Seeds() throws IOException {
-      try (InputStream urandom = new FileInputStream("/dev/urandom")) {
-        int filled = 0;
-        while (filled < bytes.capacity()) {
-          int read = urandom.read(bytes.array(), filled, bytes.capacity() - filled);
-          if (read < 0) throw new IOException("end of /dev/urandom");
-          filled += read;
-        }
+    Seeds(InputStream urandom) throws IOException {
+      int filled = 0;
+      while (filled < bytes.capacity()) {
+        int read = urandom.read(bytes.array(), filled, bytes.capacity() - filled);
+        if (read < 0) throw new IOException("end of /dev/urandom");
+        filled += read;
       }
     }
 
