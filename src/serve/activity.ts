@@ -1,3 +1,4 @@
+import { NLMSG_DONE, NLMSG_ERROR, splitNetlinkMessages } from "./netlink.js";
 import { queryEstablishedTcp } from "./socket-calls.js";
 
 /** An established connection on a served port, as sock_diag reports it. */
@@ -22,10 +23,6 @@ export function readConnections(ports: readonly number[]): ConnectionActivity[] 
   return replies ? replies.flatMap((reply) => parseInetDiagReply(reply, wanted)) : [];
 }
 
-// Netlink, in the host's byte order (little-endian on every platform warmstart runs on).
-const NLMSG_HEADER_BYTES = 16;
-const NLMSG_DONE = 3;
-const NLMSG_ERROR = 2;
 const INET_DIAG_MSG_BYTES = 72;
 const INET_DIAG_INFO = 2;
 // struct inet_diag_msg: the socket id (source port big-endian at 4), then the queues and inode.
@@ -37,23 +34,15 @@ const LAST_DATA_SENT_OFFSET = 44;
 const LAST_DATA_RECEIVED_OFFSET = 52;
 const TCP_INFO_MIN_BYTES = 56;
 
-const align4 = (length: number) => (length + 3) & ~3;
-
 /**
  * The connections on `ports` in one recv()'s worth of a SOCK_DIAG_BY_FAMILY dump: netlink
  * messages, each an inet_diag_msg with its attributes (INET_DIAG_INFO: struct tcp_info).
- * Stops at NLMSG_DONE or NLMSG_ERROR; a message cut short is skipped.
+ * Stops at NLMSG_DONE or NLMSG_ERROR.
  */
 export function parseInetDiagReply(reply: Buffer, ports: ReadonlySet<number>): ConnectionActivity[] {
   const connections: ConnectionActivity[] = [];
-  let offset = 0;
-  while (offset + NLMSG_HEADER_BYTES <= reply.length) {
-    const length = reply.readUInt32LE(offset);
-    const type = reply.readUInt16LE(offset + 4);
-    if (length < NLMSG_HEADER_BYTES || offset + length > reply.length) break;
+  for (const { type, payload: message } of splitNetlinkMessages(reply)) {
     if (type === NLMSG_DONE || type === NLMSG_ERROR) break;
-    const message = reply.subarray(offset + NLMSG_HEADER_BYTES, offset + length);
-    offset += align4(length);
     if (message.length < INET_DIAG_MSG_BYTES) continue;
     if (!ports.has(message.readUInt16BE(SOURCE_PORT_OFFSET))) continue;
     const inode = message.readUInt32LE(INODE_OFFSET);
@@ -78,7 +67,7 @@ function findAttribute(attributes: Buffer, wanted: number): Buffer | undefined {
     const type = attributes.readUInt16LE(offset + 2);
     if (length < 4 || offset + length > attributes.length) return undefined;
     if (type === wanted) return attributes.subarray(offset + 4, offset + length);
-    offset += align4(length);
+    offset += (length + 3) & ~3;
   }
   return undefined;
 }

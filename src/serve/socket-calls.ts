@@ -1,6 +1,7 @@
 import { WarmstartError } from "../errors.js";
 import { type LibcFunction, loadLibc as loadLibcOnce } from "../exec/libc.js";
 import type { ListenAddress } from "./listen-address.js";
+import { NLMSG_DONE, NLMSG_ERROR, splitNetlinkMessages } from "./netlink.js";
 import { explainPortInUseHere } from "./port-in-use.js";
 
 // The socket calls Node 20's `net` does not offer, made through koffi (an FFI package whose
@@ -64,8 +65,6 @@ const INET_DIAG_INFO = 2;
 const DIAG_REQUEST_BYTES = 72;
 /** One recv of a dump: the kernel fills it with as many messages as fit. */
 const DIAG_RECV_BYTES = 64 * 1024;
-const NLMSG_DONE = 3;
-const NLMSG_ERROR = 2;
 const EFD_CLOEXEC = 0o2000000;
 const EFD_NONBLOCK = 0o4000;
 
@@ -360,7 +359,7 @@ export function queryEstablishedTcp(): Buffer[] | undefined {
         const length = Number(lib.read(fd, reply, reply.length));
         if (length <= 0) return undefined;
         replies.push(reply.subarray(0, length));
-        const last = lastMessageType(reply.subarray(0, length));
+        const last = splitNetlinkMessages(reply.subarray(0, length)).at(-1)?.type;
         if (last === NLMSG_ERROR) return undefined;
         if (last === NLMSG_DONE) break;
       }
@@ -369,16 +368,4 @@ export function queryEstablishedTcp(): Buffer[] | undefined {
   } finally {
     lib.close(fd);
   }
-}
-
-/** The type of a reply's last netlink message (a dump ends with NLMSG_DONE). */
-function lastMessageType(reply: Buffer): number | undefined {
-  let type: number | undefined;
-  for (let offset = 0; offset + 16 <= reply.length; ) {
-    const length = reply.readUInt32LE(offset);
-    if (length < 16) break;
-    type = reply.readUInt16LE(offset + 4);
-    offset += (length + 3) & ~3;
-  }
-  return type;
 }
