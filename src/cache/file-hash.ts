@@ -17,7 +17,8 @@ export const MAX_MEMO_ENTRIES = 20_000;
 /**
  * Content hashes memoized by (device, inode, size, mtime ns, ctime ns), kept in a small JSON
  * index beside the cache: a warm launch must not re-read a 100 MB runtime binary. ctime is
- * in the stamp because it changes on every write even when mtime is set back by hand.
+ * in the stamp because it changes on every write even when mtime is set back by hand (not for
+ * IMAGE_PURPOSE: see there).
  *
  * Bounded: a new fact about a file replaces the facts about its earlier versions, and past
  * MAX_MEMO_ENTRIES the least recently used go (recency is recorded when the memo is written
