@@ -30,7 +30,16 @@ export interface FindOptions {
   readonly areInputsDeferred?: boolean;
   /** Entries this launch already found unfit (newest first), and why the newest of them was. */
   readonly unfit?: UnfitEntries;
+  /** The launch would inject warmstart's in-app runtime: an entry taken without one (under
+   * --no-runtime) is passed over, since its copies cannot reseed and would share the
+   * snapshot's random state. The runtime is not part of the key (a snapshot keeps the one it
+   * was taken with across upgrades), so this is decided here. */
+  readonly isRuntimeWanted?: boolean;
 }
+
+/** Why an entry taken without the runtime does not do for a launch that wants one. */
+export const WITHOUT_RUNTIME =
+  "the snapshot was taken without warmstart's runtime (--no-runtime): its copies would not reseed";
 
 export interface UnfitEntries {
   readonly keys: ReadonlySet<string>;
@@ -70,6 +79,10 @@ export async function findEntry(
     const hostChanges = diffHostFields(entry.manifest.fields.host, fields.host);
     if (hostChanges.length > 0) {
       explanation ??= hostChanges.join(", ");
+      continue;
+    }
+    if (options.isRuntimeWanted === true && entry.manifest.runtime === undefined) {
+      explanation ??= WITHOUT_RUNTIME;
       continue;
     }
     const isInputsUnchecked =

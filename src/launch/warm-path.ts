@@ -16,6 +16,7 @@ import {
   reseedEarly,
   runtimeContextFor,
 } from "../runtime/app-runtime.js";
+import { hasRuntimeSources } from "../runtime/runtime-files.js";
 import {
   decideAfterLookup,
   decideAfterRestoredNotReady,
@@ -55,6 +56,7 @@ export async function lookUpSnapshot(
   const find = () =>
     findEntry(cache.store, cache.key, cache.fields, cache.hashes, {
       areInputsDeferred: true,
+      isRuntimeWanted: opts.runtime.isEnabled && hasRuntimeSources(),
       ...unfitOf(state),
     });
   let found = await find();

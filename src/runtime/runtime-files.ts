@@ -100,6 +100,16 @@ export async function installRuntime(cacheDir: string, hashes: FileHashIndex): P
   return unsafe ? { installed: false, reason: unsafe } : { installed: true, runtime: describe() };
 }
 
+/** Whether a cold start here would have a runtime to inject (its files are built). */
+export function hasRuntimeSources(): boolean {
+  try {
+    findRuntimeSources();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** The built runtime (dist/runtime/), koffi's native module for this platform, the agent. */
 function findRuntimeSources(): Record<string, string> {
   const sources: Record<string, string> = { [NODE_RUNTIME_FILE]: distPath(`runtime/${NODE_RUNTIME_FILE}`) };

@@ -164,6 +164,31 @@ describe("restored copies are unique", () => {
   });
 });
 
+describe("snapshots taken without the runtime", () => {
+  test("are not restored by a launch that injects it, which starts cold, says why and snapshots anew", async () => {
+    const { cacheDir, reportFile } = newCache();
+    const port = await freePort();
+    const launch = async (extra: string[]) => {
+      const run = new WarmstartRun(
+        runArgs(cacheDir, reportFile, [`tcp:${port}`], ["node", fixture("ticker-server.cjs")], extra),
+        { PORT: String(port) },
+      );
+      const [, mode] = await run.waitFor(/ready, (cold|warm)/, "stderr", 60_000);
+      if (mode === "cold") await run.waitFor(/snapshot saved/, "stderr", 60_000);
+      await run.stop();
+      return { mode, stderr: run.stderr };
+    };
+    assert.equal((await launch(["--no-runtime"])).mode, "cold");
+    assert.equal((await launch(["--no-runtime"])).mode, "warm", "--no-runtime restores its own snapshot");
+    const wanting = await launch([]);
+    assert.equal(wanting.mode, "cold", wanting.stderr);
+    assert.match(wanting.stderr, /miss: the snapshot was taken without warmstart's runtime \(--no-runtime\)/);
+    const next = await launch([]);
+    assert.equal(next.mode, "warm", next.stderr);
+    assert.match(next.stderr, /the app's runtime resumed in/, "the copy restored did not reseed");
+  });
+});
+
 describe("a restored copy that cannot reseed", () => {
   for (const where of ["main", "worker"] as const) {
     test(`never serves, and the launch starts cold (the ${where} thread could not reseed)`, async () => {
