@@ -53,10 +53,11 @@ export async function lookUpSnapshot(
   // The newest entry under the base key whose host part holds, its discovered inputs checked
   // while it is restored (restoring); on a miss, a compatible snapshot from the remote cache,
   // then the lookup again.
+  const isRuntimeWanted = opts.runtime.isEnabled && hasRuntimeSources();
   const find = () =>
     findEntry(cache.store, cache.key, cache.fields, cache.hashes, {
       areInputsDeferred: true,
-      isRuntimeWanted: opts.runtime.isEnabled && hasRuntimeSources(),
+      isRuntimeWanted,
       ...unfitOf(state),
     });
   let found = await find();

@@ -1,4 +1,4 @@
-import { NLMSG_DONE, NLMSG_ERROR, splitNetlinkMessages } from "./netlink.js";
+import { findNetlinkAttribute, NLMSG_DONE, NLMSG_ERROR, splitNetlinkMessages } from "./netlink.js";
 import { queryEstablishedTcp } from "./socket-calls.js";
 
 /** An established connection on a served port, as sock_diag reports it. */
@@ -47,7 +47,7 @@ export function parseInetDiagReply(reply: Buffer, ports: ReadonlySet<number>): C
     if (!ports.has(message.readUInt16BE(SOURCE_PORT_OFFSET))) continue;
     const inode = message.readUInt32LE(INODE_OFFSET);
     if (inode === 0) continue;
-    const info = findAttribute(message.subarray(INET_DIAG_MSG_BYTES), INET_DIAG_INFO);
+    const info = findNetlinkAttribute(message.subarray(INET_DIAG_MSG_BYTES), INET_DIAG_INFO);
     const hasTimes = info !== undefined && info.length >= TCP_INFO_MIN_BYTES;
     connections.push({
       inode: String(inode),
@@ -57,17 +57,4 @@ export function parseInetDiagReply(reply: Buffer, ports: ReadonlySet<number>): C
     });
   }
   return connections;
-}
-
-/** An rtattr's payload (struct rtattr: u16 length with its 4-byte header, u16 type). */
-function findAttribute(attributes: Buffer, wanted: number): Buffer | undefined {
-  let offset = 0;
-  while (offset + 4 <= attributes.length) {
-    const length = attributes.readUInt16LE(offset);
-    const type = attributes.readUInt16LE(offset + 2);
-    if (length < 4 || offset + length > attributes.length) return undefined;
-    if (type === wanted) return attributes.subarray(offset + 4, offset + length);
-    offset += (length + 3) & ~3;
-  }
-  return undefined;
 }

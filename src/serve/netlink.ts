@@ -7,6 +7,10 @@ export interface NetlinkMessage {
 export const NLMSG_ERROR = 2;
 export const NLMSG_DONE = 3;
 const HEADER_BYTES = 16;
+const ATTRIBUTE_HEADER_BYTES = 4;
+
+/** Netlink pads every message and attribute to 4 bytes. */
+const align = (length: number) => (length + 3) & ~3;
 
 /**
  * The messages in one recv() of a netlink socket (struct nlmsghdr: u32 length with the header,
@@ -24,7 +28,23 @@ export function splitNetlinkMessages(reply: Buffer): NetlinkMessage[] {
       type: reply.readUInt16LE(offset + 4),
       payload: reply.subarray(offset + HEADER_BYTES, offset + length),
     });
-    offset += (length + 3) & ~3;
+    offset += align(length);
   }
   return messages;
+}
+
+/**
+ * The payload of the attribute of type `wanted` among a message's attributes (struct rtattr:
+ * u16 length with its 4-byte header, u16 type), or undefined; one cut short ends the search.
+ */
+export function findNetlinkAttribute(attributes: Buffer, wanted: number): Buffer | undefined {
+  let offset = 0;
+  while (offset + ATTRIBUTE_HEADER_BYTES <= attributes.length) {
+    const length = attributes.readUInt16LE(offset);
+    const type = attributes.readUInt16LE(offset + 2);
+    if (length < ATTRIBUTE_HEADER_BYTES || offset + length > attributes.length) return undefined;
+    if (type === wanted) return attributes.subarray(offset + ATTRIBUTE_HEADER_BYTES, offset + length);
+    offset += align(length);
+  }
+  return undefined;
 }
