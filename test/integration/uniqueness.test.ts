@@ -189,6 +189,39 @@ describe("snapshots taken without the runtime", () => {
   });
 });
 
+describe("a restored copy's way to its reseed", () => {
+  test("runs no function of the runtime for the first time: the dump came after a rehearsal", async () => {
+    // V8 compiles a function at its first call: each first call after the verdict would be
+    // parsed and compiled in the copy, before it serves (4-5 ms of a tiny server's restore).
+    const { cacheDir, reportFile } = newCache();
+    const port = await freePort();
+    const traced = ["node", "--log-function-events", "--logfile=-", "--no-logfile-per-isolate"];
+    const args = runArgs(cacheDir, reportFile, [`tcp:${port}`], [...traced, fixture("ticker-server.cjs")]);
+    // V8 writes its log through a buffer: the app exits normally, so that it is flushed.
+    const launch = async (mode: "cold" | "warm") => {
+      const run = new WarmstartRun(args, { PORT: String(port) });
+      await run.waitFor(new RegExp(`ready, ${mode}`), "stderr", 60_000);
+      if (mode === "cold") await waitForEntry(cacheDir);
+      await getJson(`http://127.0.0.1:${port}/exit/0`).catch(() => undefined);
+      assert.deepEqual(await run.exited, { code: 0, signal: null }, run.stderr);
+      return run;
+    };
+    const cold = await launch("cold");
+    const warm = await launch("warm");
+    assert.match(warm.stderr, /the app's runtime resumed in/);
+    const [, scriptId] =
+      /^script-details,(\d+),[^,\n]*\/runtime\/[0-9a-f]+\/inject\.cjs,/m.exec(cold.stdout) ?? [];
+    assert.ok(scriptId, "V8 logged no script of the runtime: is the trace on?");
+    const firstRuns = (run: WarmstartRun) =>
+      run.stdout.split("\n").filter((line) => line.startsWith(`function,first-execution,${scriptId},`));
+    // What the copy's buffer held at the dump, the original printed too.
+    const beforeDump = new Set(firstRuns(cold));
+    assert.ok(beforeDump.size > 0, "V8 logged no first call of the runtime's functions in the original");
+    const inCopy = firstRuns(warm).filter((line) => !beforeDump.has(line));
+    assert.deepEqual(inCopy, [], "functions of the runtime ran for the first time in the copy");
+  });
+});
+
 describe("a restored copy that cannot reseed", () => {
   for (const where of ["main", "worker"] as const) {
     test(`never serves, and the launch starts cold (the ${where} thread could not reseed)`, async () => {
