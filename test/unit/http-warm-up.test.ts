@@ -1,11 +1,13 @@
 // The runtime's HTTP warm-up before a dump (src/runtime/app/http-warm-up.ts): Node's server
-// code runs from memory, or not at all where something watches HTTP servers.
+// code runs over a socketpair closed afterwards, or not at all where something watches HTTP
+// servers.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { subscribe, unsubscribe } from "node:diagnostics_channel";
 import http from "node:http";
 import { createRequire } from "node:module";
 import { test } from "node:test";
+import { makeSocketPair } from "../../src/exec/pipes.js";
 
 // The runtime is bundled to CommonJS, where `require` is the module's own; here it is given.
 (globalThis as { require?: NodeJS.Require }).require = createRequire(import.meta.url);
@@ -38,11 +40,17 @@ async function countResponses(run: () => Promise<unknown>): Promise<{ result: un
   }
 }
 
-test("with node:http loaded, Node's server answers from memory, no fd opened", async () => {
+test("with node:http loaded, Node's server answers over a socketpair, which is closed after", async () => {
   const fds = execFileSync("ls", [`/proc/${process.pid}/fd`], { encoding: "utf8" });
-  const { result, responses } = await countResponses(() => warmUpHttpServer());
+  let pairs = 0;
+  const socketPair = () => {
+    pairs++;
+    return makeSocketPair();
+  };
+  const { result, responses } = await countResponses(() => warmUpHttpServer(socketPair));
   assert.equal(result, "warmed");
   assert.equal(responses, 2, "a keep-alive request and a closing one");
+  assert.equal(pairs, 2);
   assert.equal(execFileSync("ls", [`/proc/${process.pid}/fd`], { encoding: "utf8" }), fds);
 });
 
@@ -50,7 +58,7 @@ test("an HTTP server watched (a diagnostics channel, a patched emit) gets no req
   const onStart = () => {};
   subscribe("http.server.request.start", onStart);
   try {
-    const { result, responses } = await countResponses(() => warmUpHttpServer());
+    const { result, responses } = await countResponses(() => warmUpHttpServer(makeSocketPair));
     assert.deepEqual([result, responses], ["watched", 0]);
   } finally {
     unsubscribe("http.server.request.start", onStart);
@@ -58,7 +66,7 @@ test("an HTTP server watched (a diagnostics channel, a patched emit) gets no req
   // What an APM agent does (shimmer): Server.prototype.emit wrapped.
   const undo = wrap(http.Server.prototype, "emit", () => {});
   try {
-    const { result, responses } = await countResponses(() => warmUpHttpServer());
+    const { result, responses } = await countResponses(() => warmUpHttpServer(makeSocketPair));
     assert.deepEqual([result, responses], ["watched", 0]);
   } finally {
     undo();
@@ -69,7 +77,7 @@ test("an app that never loaded node:http is not warmed, and still has not loaded
   const script = `
     globalThis.require = (await import("node:module")).createRequire(${JSON.stringify(moduleUrl)});
     const { warmUpHttpServer } = await import(${JSON.stringify(moduleUrl)});
-    const result = await warmUpHttpServer();
+    const result = await warmUpHttpServer(() => { throw new Error("no socketpair wanted"); });
     console.log(result, process.moduleLoadList.includes("NativeModule _http_server"));`;
   const output = execFileSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8" });
   assert.equal(output.trim(), "not-loaded false");

@@ -37,6 +37,7 @@ import { runCheckpointHooks, runRestoreHooks } from "./hooks.js";
 import { warmUpHttpServer } from "./http-warm-up.js";
 import { installMathRandom, reseedMathRandom } from "./math-random.js";
 import { prepareOpenSslReseed, reseedOpenSsl } from "./openssl.js";
+import { loadOwnSymbols, makeSocketPair } from "./own-symbols.js";
 import { isWorkerThread, joinAsWorker, ThreadCoordinator } from "./threads.js";
 import { scavengeYoungGeneration } from "./young-generation.js";
 
@@ -117,13 +118,13 @@ class Realm {
     if (failure) return failure;
     try {
       this.crypto = await loadCrypto();
-      if (this.isMainThread) prepareOpenSslReseed(dirname(__filename));
+      if (this.isMainThread) prepareOpenSslReseed(loadOwnSymbols(dirname(__filename)));
     } catch (error) {
       return `warmstart's runtime cannot reseed OpenSSL here: ${(error as Error).message}`;
     }
     this.rehearseResume();
     // A restored copy's first request would otherwise be the first run of Node's HTTP code.
-    if (this.isMainThread) await warmUpHttpServer();
+    if (this.isMainThread) await warmUpHttpServer(() => makeSocketPair(loadOwnSymbols(dirname(__filename))));
     // Last, so that the garbage of the hooks and of the loads above goes too.
     scavengeYoungGeneration();
     return undefined;

@@ -1,24 +1,16 @@
-import { join } from "node:path";
+import type { OwnSymbols } from "./own-symbols.js";
 import { readUrandom } from "./urandom.js";
-
-/** What this runtime uses of koffi (the native module, loaded without its JS wrapper). */
-interface KoffiNative {
-  load(path: null): { func(declaration: string): (...args: unknown[]) => unknown };
-}
 
 let reseedAll: (() => void) | undefined;
 
 /**
- * Loads koffi and binds OpenSSL's DRBG functions, which the node binary exports. Done at
- * checkpoint time, before the dump, so that a restored copy has them in memory and pays
- * nothing to load them (and so that a machine where koffi cannot load refuses the snapshot
- * instead of restoring copies it cannot make unique). Idempotent.
+ * Binds OpenSSL's DRBG functions, which the node binary exports. Done at checkpoint time,
+ * before the dump, so that a restored copy has them in memory and pays nothing to load them
+ * (and so that a machine where koffi cannot load refuses the snapshot instead of restoring
+ * copies it cannot make unique). Idempotent.
  */
-export function prepareOpenSslReseed(runtimeDir: string): void {
+export function prepareOpenSslReseed(lib: OwnSymbols): void {
   if (reseedAll) return;
-  const module = { exports: {} as KoffiNative };
-  process.dlopen(module, join(runtimeDir, "koffi.node"));
-  const lib = module.exports.load(null);
   const getters = ["RAND_get0_primary", "RAND_get0_public", "RAND_get0_private"].map((name) =>
     lib.func(`void *${name}(void *ctx)`),
   );
