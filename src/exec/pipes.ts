@@ -1,4 +1,5 @@
 import { describeErrno, loadLibc } from "./libc.js";
+import { bindSocketPair } from "./socket-pair.js";
 
 /** A pipe(2): two fds of this process, close-on-exec, blocking. */
 export interface PipeFds {
@@ -27,13 +28,7 @@ export function makePipe(): PipeFds {
   return { read, write };
 }
 
-type SocketPair = (domain: number, type: number, protocol: number, fds: number[]) => number;
-
-const AF_UNIX = 1;
-const SOCK_STREAM = 1;
-const SOCK_CLOEXEC = 0o2000000;
-
-let socketpair: SocketPair | undefined;
+let socketPair: (() => [number, number]) | undefined;
 
 /**
  * A Unix stream socketpair, both ends close-on-exec: the restore chain's stdout and stderr.
@@ -41,12 +36,6 @@ let socketpair: SocketPair | undefined;
  * launcher is gone (EOF), and the launcher sees the chain's end close when it has exited.
  */
 export function makeSocketPair(): [number, number] {
-  socketpair ??= loadLibc().func(
-    "int socketpair(int domain, int type, int protocol, _Out_ int *fds)",
-  ) as SocketPair;
-  const fds = [-1, -1];
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) !== 0)
-    throw new Error(`socketpair failed: ${describeErrno(loadLibc())}`);
-  const [ours = -1, theirs = -1] = fds;
-  return [ours, theirs];
+  socketPair ??= bindSocketPair(loadLibc(), () => `failed: ${describeErrno(loadLibc())}`);
+  return socketPair();
 }

@@ -17,6 +17,7 @@
  */
 import { fstatSync, readSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
+import { bindSocketPair } from "../../exec/socket-pair.js";
 import {
   CHECKPOINT_SIGNAL,
   CONTROL_ENV,
@@ -37,7 +38,7 @@ import { runCheckpointHooks, runRestoreHooks } from "./hooks.js";
 import { warmUpHttpServer } from "./http-warm-up.js";
 import { installMathRandom, reseedMathRandom } from "./math-random.js";
 import { prepareOpenSslReseed, reseedOpenSsl } from "./openssl.js";
-import { loadOwnSymbols, makeSocketPair } from "./own-symbols.js";
+import { loadOwnSymbols } from "./own-symbols.js";
 import { isWorkerThread, joinAsWorker, ThreadCoordinator } from "./threads.js";
 import { scavengeYoungGeneration } from "./young-generation.js";
 
@@ -124,7 +125,7 @@ class Realm {
     }
     this.rehearseResume();
     // A restored copy's first request would otherwise be the first run of Node's HTTP code.
-    if (this.isMainThread) await warmUpHttpServer(() => makeSocketPair(loadOwnSymbols(dirname(__filename))));
+    if (this.isMainThread) await warmUpHttpServer(bindSocketPair(loadOwnSymbols(dirname(__filename))));
     // Last, so that the garbage of the hooks and of the loads above goes too.
     scavengeYoungGeneration();
     return undefined;
