@@ -14,6 +14,17 @@ export const KOFFI_NATIVE_FILE = "koffi.node";
  * dlopen, and the restore's pipes pay it on every warm launch.
  */
 export function findKoffiNative(): string {
+  platformDir ??= findPlatformDir();
+  const native = join(platformDir, KOFFI_NATIVE_FILE);
+  if (!existsSync(native)) throw new Error(`${native} is missing`);
+  return native;
+}
+
+/** Where koffi's package keeps this platform's module: resolved once per process, since every
+ * lookup of serve asks (hasRuntimeSources) and the resolution and /lib's listing cost ~0.4 ms. */
+let platformDir: string | undefined;
+
+function findPlatformDir(): string {
   const require = createRequire(import.meta.url);
   const platform = `${process.platform}-${process.arch}`;
   let packageDir: string;
@@ -23,9 +34,7 @@ export function findKoffiNative(): string {
     throw new Error(`koffi has no native module installed for ${platform} (@koromix/koffi-${platform})`);
   }
   const libc = isMusl() ? "musl" : process.platform;
-  const native = join(packageDir, `${libc}_${process.arch}`, KOFFI_NATIVE_FILE);
-  if (!existsSync(native)) throw new Error(`${native} is missing`);
-  return native;
+  return join(packageDir, `${libc}_${process.arch}`);
 }
 
 let native: KoffiNative | undefined;

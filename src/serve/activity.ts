@@ -1,4 +1,10 @@
-import { findNetlinkAttribute, NLMSG_DONE, NLMSG_ERROR, splitNetlinkMessages } from "./netlink.js";
+import {
+  findNetlinkAttribute,
+  INET_DIAG_INFO,
+  NLMSG_DONE,
+  NLMSG_ERROR,
+  splitNetlinkMessages,
+} from "./netlink.js";
 import { queryEstablishedTcp } from "./socket-calls.js";
 
 /** An established connection on a served port, as sock_diag reports it. */
@@ -24,7 +30,6 @@ export function readConnections(ports: readonly number[]): ConnectionActivity[] 
 }
 
 const INET_DIAG_MSG_BYTES = 72;
-const INET_DIAG_INFO = 2;
 // struct inet_diag_msg: the socket id (source port big-endian at 4), then the queues and inode.
 const SOURCE_PORT_OFFSET = 4;
 const WRITE_QUEUE_OFFSET = 60;

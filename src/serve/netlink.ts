@@ -6,6 +6,8 @@ export interface NetlinkMessage {
 
 export const NLMSG_ERROR = 2;
 export const NLMSG_DONE = 3;
+/** sock_diag's attribute (and request flag bit, less one) for struct tcp_info. */
+export const INET_DIAG_INFO = 2;
 const HEADER_BYTES = 16;
 const ATTRIBUTE_HEADER_BYTES = 4;
 

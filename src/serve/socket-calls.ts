@@ -1,7 +1,7 @@
 import { WarmstartError } from "../errors.js";
 import { type LibcFunction, loadLibc as loadLibcOnce } from "../exec/libc.js";
 import type { ListenAddress } from "./listen-address.js";
-import { NLMSG_DONE, NLMSG_ERROR, splitNetlinkMessages } from "./netlink.js";
+import { INET_DIAG_INFO, NLMSG_DONE, NLMSG_ERROR, splitNetlinkMessages } from "./netlink.js";
 import { explainPortInUseHere } from "./port-in-use.js";
 
 // The socket calls Node 20's `net` does not offer, made through koffi (an FFI package whose
@@ -60,7 +60,6 @@ const SOCK_DIAG_BY_FAMILY = 20;
 const NLM_F_REQUEST = 0x1;
 const NLM_F_DUMP = 0x300;
 const TCP_ESTABLISHED = 1;
-const INET_DIAG_INFO = 2;
 /** nlmsghdr (16 bytes) + inet_diag_req_v2 (56 bytes). */
 const DIAG_REQUEST_BYTES = 72;
 /** One recv of a dump: the kernel fills it with as many messages as fit. */
