@@ -135,8 +135,12 @@ async function dumpAndCommit(
   const prepared = runtime
     ? await beforeCheckpoint(runtime.channel, options.pid, runtime.context)
     : undefined;
-  if (prepared && !prepared.isReady)
+  if (prepared && !prepared.isReady) {
+    // warmstart stopped meanwhile takes the app down: its runtime never answering is that
+    // stop, not a hook's failure (which would say the app keeps serving).
+    if (options.signal.aborted) return { saved: false, reason: "abandoned", checkpointMs: elapsed() };
     return { saved: false, reason: "hook-failed", errors: [prepared.detail], checkpointMs: elapsed() };
+  }
   // The app's runtimes are blocked from here until they are told how the dump went: on every
   // path, as soon as it is over (not after the commit: they wait for no hashing).
   let isReleased = false;

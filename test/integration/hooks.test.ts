@@ -124,6 +124,19 @@ describe("warmstart/runtime hooks", () => {
     await run.stop();
   });
 
+  test("warmstart stopped while the checkpoint hooks run: the snapshot is abandoned and says so, the app stops", async () => {
+    const app = await setUp("before-hangs");
+    const run = app.start();
+    await run.waitFor(/checkpointing/, "stderr");
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    run.child.kill("SIGTERM");
+    assert.deepEqual(await run.exited, { code: 143, signal: null });
+    assert.match(run.stderr, /snapshot abandoned: warmstart was stopped while it was taken/);
+    assert.doesNotMatch(run.stderr, /the app keeps serving/);
+    assert.equal(readReports(app.reportFile)[0]?.checkpoint, "abandoned");
+    assert.deepEqual(listEntries(app.cacheDir), []);
+  });
+
   test("a restore hook that throws is reported; with --strict-hooks the launch starts cold instead", async () => {
     const app = await setUp("after-throws");
     const original = app.start();
