@@ -11,6 +11,7 @@ import {
 } from "../criu/find-criu.js";
 import { findKerndatCache, isKerndatCacheWanted } from "../criu/kerndat-cache.js";
 import { criuCheck } from "../exec/command-lines.js";
+import { findRestoreChain } from "../exec/restore-chain.js";
 import {
   checkCapabilities,
   checkContainer,
@@ -148,6 +149,7 @@ export async function runDoctor(env: NodeJS.ProcessEnv = process.env): Promise<D
   }
   checks.push(await checkInputRecording(env));
   checks.push(await checkInputStamps());
+  checks.push(checkRestoreChain(findRestoreChain()));
   if (!criu.found) {
     checks.push(skippedProbe());
     return finish(checks);
@@ -271,6 +273,25 @@ async function checkInputStamps(): Promise<DoctorCheck> {
         name: "input check",
         status: "ok",
         detail: "native: a warm launch stats its snapshot's inputs in one call",
+        isRequired: false,
+      };
+}
+
+/** How a restore reaches CRIU: the restore chain's program, or util-linux and perl. */
+export function checkRestoreChain(program: string | undefined): DoctorCheck {
+  return program
+    ? {
+        name: "restore chain",
+        status: "ok",
+        detail: `native (${program}): one exec sets up a restore's namespaces, and reaps the app after`,
+        isRequired: false,
+      }
+    : {
+        name: "restore chain",
+        status: "info",
+        detail:
+          "setpriv, sh, unshare, sh, mount and a perl reaper (the native program was not built): five more execs on every restore, about 20 ms on a small 2-core VM",
+        fix: "install a C compiler (build-essential) and run `npm run build`",
         isRequired: false,
       };
 }

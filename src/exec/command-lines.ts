@@ -176,6 +176,80 @@ export function withNotifySocketAt(
   ];
 }
 
+// ── warmstart's restore chain (native/restore-chain.c) ─────────────────────────────────────
+
+/** What a restore's namespace gets before CRIU runs in it. */
+export interface RestoreNamespace {
+  /** Dies with warmstart (dieWithParent) and takes the namespace with it (--kill-child):
+   * every restore but a detached one. */
+  readonly isGuarded: boolean;
+  /** warmstart's copy of CRIU's kernel-feature cache, bound over `target` (withKerndatCache). */
+  readonly kerndat?: { readonly file: string; readonly target: string };
+  /** The old NOTIFY_SOCKET path made to reach this launch's socket (withNotifySocketAt). */
+  readonly notifyRedirect?: { readonly dir: string; readonly oldPath: string; readonly newPath: string };
+}
+
+/**
+ * The command in a new PID and mount namespace set up as `namespace` says: through the
+ * restore chain's program when it was built (`program`: one exec, where the util-linux chain
+ * takes five: setpriv, sh, unshare, sh, mount, at 2-5 ms each on a small VM), otherwise
+ * through the util-linux chain, which does the same.
+ */
+export function inRestoreNamespace(
+  program: string | undefined,
+  namespace: RestoreNamespace,
+  command: CommandLine,
+): CommandLine {
+  const { isGuarded, kerndat, notifyRedirect } = namespace;
+  if (program === undefined) {
+    const withKerndat = kerndat ? withKerndatCache(kerndat.file, kerndat.target, command) : command;
+    const inNamespace = notifyRedirect ? withNotifySocketAt(notifyRedirect, withKerndat) : withKerndat;
+    return dieWithParentUnless(!isGuarded, inNewPidNamespace(isGuarded, inNamespace));
+  }
+  return [
+    program,
+    "enter",
+    ...(isGuarded ? ["--guard", String(process.pid), "--kill-child"] : []),
+    ...(notifyRedirect
+      ? ["--notify", notifyRedirect.dir, notifyRedirect.oldPath, notifyRedirect.newPath]
+      : []),
+    ...(kerndat ? ["--kerndat", kerndat.file, kerndat.target] : []),
+    "--",
+    ...command,
+  ];
+}
+
+/**
+ * CRIU's lazy-pages daemon in a mount namespace of its own with the kernel-feature cache
+ * bound in, dying with warmstart: `dieWithParent(inNewMountNamespace(withKerndatCache(...)))`,
+ * in one exec when the restore chain's program was built.
+ */
+export function guardedWithKerndat(
+  program: string | undefined,
+  kerndat: { readonly file: string; readonly target: string },
+  command: CommandLine,
+): CommandLine {
+  if (program === undefined)
+    return dieWithParent(inNewMountNamespace(withKerndatCache(kerndat.file, kerndat.target, command)));
+  return [
+    program,
+    "enter",
+    ...["--guard", String(process.pid), "--mount-only"],
+    ...["--kerndat", kerndat.file, kerndat.target],
+    "--",
+    ...command,
+  ];
+}
+
+/** The restore chain's reaper (CRIU's --exec-cmd), in place of the perl one (pipe-wrapper.ts). */
+export function restoreChainReaper(
+  program: string,
+  appPid: number,
+  isWatchingLauncher: boolean,
+): CommandLine {
+  return [program, "reap", String(appPid), isWatchingLauncher ? "1" : "0"];
+}
+
 // ── CRIU ────────────────────────────────────────────────────────────────────────────────────
 
 export interface DumpOptions {

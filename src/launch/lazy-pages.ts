@@ -3,12 +3,13 @@ import { readCriuErrors } from "../criu/criu-log.js";
 import { KERNDAT_TARGET } from "../criu/kerndat-cache.js";
 import {
   criuLazyPages,
-  dieWithParent,
   dieWithParentAsGroup,
+  guardedWithKerndat,
   inNewMountNamespace,
   withKerndatCache,
 } from "../exec/command-lines.js";
 import { describeExit, type OwnedProcess, spawnOwned } from "../exec/owned-process.js";
+import { findRestoreChain } from "../exec/restore-chain.js";
 
 export interface LazyPagesDaemon {
   readonly pid: number;
@@ -56,9 +57,9 @@ export async function startLazyPagesDaemon(
   const isGroupGuarded = !isDetached && !kerndatFile;
   const command = isDetached
     ? daemonCommand
-    : isGroupGuarded
-      ? dieWithParentAsGroup(daemonCommand)
-      : dieWithParent(daemonCommand);
+    : kerndatFile
+      ? guardedWithKerndat(findRestoreChain(), { file: kerndatFile, target: KERNDAT_TARGET }, lazyPages)
+      : dieWithParentAsGroup(daemonCommand);
   const killSignal = isGroupGuarded ? "SIGTERM" : "SIGKILL";
   const daemon = spawnOwned(command, {
     isSessionLeader: true,

@@ -173,8 +173,9 @@ export const RESUMED_MARKER = "warmstart:resumed";
  * of the new namespace and the app's parent. CRIU itself would reap the app and exit 0,
  * losing its exit status; this waits for the app (its PID inside the namespace is the first
  * argument), exits with the app's code (128+n for a signal), and announces the resume on
- * stdout. Exiting as PID 1 ends whatever else still runs in the namespace. perl-base is
- * Essential on Debian and starts in ~2 ms.
+ * stdout. Exiting as PID 1 ends whatever else still runs in the namespace. The restore
+ * chain's program (src/exec/native/restore-chain.c) does the same in C where it was built;
+ * this one, in perl-base (Essential on Debian), is for builds without a C compiler.
  *
  * With a second argument "1" it also exits when its stdout, warmstart's channel, reads EOF:
  * warmstart is gone. The parent-death signals of the chain cannot promise that: killed just

@@ -9,14 +9,13 @@ import { KERNDAT_TARGET } from "../criu/kerndat-cache.js";
 import {
   type CommandLine,
   criuRestore,
-  dieWithParentUnless,
-  inNewPidNamespace,
+  inRestoreNamespace,
   perlScript,
-  withKerndatCache,
-  withNotifySocketAt,
+  restoreChainReaper,
 } from "../exec/command-lines.js";
 import { type OwnedHandle, spawnOwned, spawnOwnedNative } from "../exec/owned-process.js";
 import { makePipe, makeSocketPair } from "../exec/pipes.js";
+import { findRestoreChain } from "../exec/restore-chain.js";
 import {
   type AppProcess,
   type AppStdio,
@@ -144,6 +143,7 @@ function notStarted(why: string, options: WarmStartOptions): Failed {
 /** The restore chain below the launcher: setpriv's guard, unshare, CRIU, the reaper. */
 function restoreCommand(options: WarmStartOptions, imagesDir: string, isLazy: boolean): CommandLine {
   const { manifest } = options.entry;
+  const program = findRestoreChain();
   const criu = criuRestore(options.criuPath, {
     imagesDir,
     logFile: options.logPath,
@@ -158,17 +158,21 @@ function restoreCommand(options: WarmStartOptions, imagesDir: string, isLazy: bo
         : []),
     ],
     // Attached, the namespace ends with warmstart; detached, the app outlives it.
-    execCommand: perlScript(REAPER_SCRIPT, [String(manifest.pid), options.isDetached ? "0" : "1"]),
+    execCommand: program
+      ? restoreChainReaper(program, manifest.pid, !options.isDetached)
+      : perlScript(REAPER_SCRIPT, [String(manifest.pid), options.isDetached ? "0" : "1"]),
     isLazy,
     isLeftStopped: options.isLeftStopped,
   });
-  const withKerndat = options.kerndatFile
-    ? withKerndatCache(options.kerndatFile, KERNDAT_TARGET, criu)
-    : criu;
-  const inNamespace = options.notifyRedirect
-    ? withNotifySocketAt(options.notifyRedirect, withKerndat)
-    : withKerndat;
-  return dieWithParentUnless(options.isDetached, inNewPidNamespace(!options.isDetached, inNamespace));
+  return inRestoreNamespace(
+    program,
+    {
+      isGuarded: !options.isDetached,
+      ...(options.kerndatFile ? { kerndat: { file: options.kerndatFile, target: KERNDAT_TARGET } } : {}),
+      ...(options.notifyRedirect ? { notifyRedirect: options.notifyRedirect } : {}),
+    },
+    criu,
+  );
 }
 
 /** How the restore chain is spawned, and the launcher's ends of the app's pipes. */

@@ -8,6 +8,7 @@ import {
   openSync,
   readdirSync,
   readFileSync,
+  renameSync,
   truncateSync,
   writeFileSync,
 } from "node:fs";
@@ -23,6 +24,7 @@ import {
   listEntries,
   newCache,
   type Report,
+  ROOT,
   readReports,
   runArgs,
   STORE_DIR,
@@ -461,6 +463,51 @@ describe("warmstart run: the shell in between", () => {
       await run.stop();
       assert.deepEqual(described, [], `${mode}: the app has children it never made`);
     }
+  });
+});
+
+describe("warmstart run: the restore chain", () => {
+  /** The command names of the restored app's parent (the namespace's reaper) and grandparent. */
+  function ancestorsOf(pid: number): string[] {
+    const parentOf = (child: number) =>
+      Number(/^PPid:\s*(\d+)$/m.exec(readFileSync(`/proc/${child}/status`, "utf8"))?.[1]);
+    const commOf = (of: number) => readFileSync(`/proc/${of}/comm`, "utf8").trim();
+    const parent = parentOf(pid);
+    return [commOf(parent), commOf(parentOf(parent))];
+  }
+
+  test("restores through the native program when it was built, through util-linux and perl when not", async () => {
+    const program = join(ROOT, "dist/native/restore-chain");
+    assert.ok(existsSync(program), `${program} was not built (npm run build needs a C compiler)`);
+    const { cacheDir, reportFile } = newCache();
+    const port = await freePort();
+    const args = runArgs(cacheDir, reportFile, [`tcp:${port}`], ["node", fixture("ticker-server.cjs")]);
+    const cold = new WarmstartRun(args, { PORT: String(port) });
+    await cold.waitFor(/snapshot saved/, "stderr");
+    await cold.stop();
+    const aside = `${program}.aside`;
+    for (const chain of ["native", "util-linux"]) {
+      if (chain === "util-linux") renameSync(program, aside);
+      try {
+        const warm = new WarmstartRun(args, { PORT: String(port) });
+        const [, pid] = await warm.waitFor(/ready, warm, pid (\d+)/, "stderr");
+        const ancestors = ancestorsOf(Number(pid));
+        const answer = await getJson(`http://127.0.0.1:${port}/`);
+        await warm.stop();
+        assert.deepEqual(
+          ancestors,
+          chain === "native" ? ["restore-chain", "restore-chain"] : ["perl", "unshare"],
+          `${chain}: the reaper and the namespace's parent`,
+        );
+        assert.equal(typeof answer, "object", `${chain}: the restored app answers`);
+      } finally {
+        if (chain === "util-linux") renameSync(aside, program);
+      }
+    }
+    assert.deepEqual(
+      readReports(reportFile).map((report) => report.mode),
+      ["cold", "warm", "warm"],
+    );
   });
 });
 

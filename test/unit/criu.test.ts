@@ -10,8 +10,11 @@ import {
   criuDump,
   criuRestore,
   dieWithParentUnless,
+  guardedWithKerndat,
   inNetworkOf,
   inNewPidNamespace,
+  inRestoreNamespace,
+  restoreChainReaper,
   withNotifySocketAt,
 } from "../../src/exec/command-lines.js";
 
@@ -138,6 +141,47 @@ describe("criu", () => {
       "/c/run/b/notify.sock",
       "node",
       "app.js",
+    ]);
+  });
+
+  test("the restore's namespace: one exec of the native program, or the util-linux chain without it", () => {
+    const criu = ["criu", "restore"] as const;
+    const kerndat = { file: "/c/kerndat/k.kdat", target: "/run/criu.kdat" };
+    const notifyRedirect = { dir: "/c/notify", oldPath: "/c/notify/a.sock", newPath: "/c/run/b/notify.sock" };
+    assert.deepEqual(
+      inRestoreNamespace("/w/restore-chain", { isGuarded: true, kerndat, notifyRedirect }, criu),
+      [
+        ...["/w/restore-chain", "enter", "--guard", String(process.pid), "--kill-child"],
+        ...["--notify", "/c/notify", "/c/notify/a.sock", "/c/run/b/notify.sock"],
+        ...["--kerndat", "/c/kerndat/k.kdat", "/run/criu.kdat", "--", "criu", "restore"],
+      ],
+    );
+    // Detached: nothing ties the namespace to warmstart.
+    assert.deepEqual(inRestoreNamespace("/w/restore-chain", { isGuarded: false }, criu), [
+      ...["/w/restore-chain", "enter", "--", "criu", "restore"],
+    ]);
+    const fallback = inRestoreNamespace(undefined, { isGuarded: true, kerndat, notifyRedirect }, criu);
+    assert.deepEqual(fallback.slice(0, 3), ["setpriv", "--pdeathsig", "KILL"]);
+    assert.deepEqual(fallback.slice(9, 18), inNewPidNamespace(true, criu).slice(0, 9));
+    assert.ok(fallback.includes("warmstart-notify") && fallback.includes("warmstart-kerndat"));
+    assert.deepEqual(fallback.slice(-2), ["criu", "restore"]);
+    assert.deepEqual(inRestoreNamespace(undefined, { isGuarded: false }, criu).slice(0, 1), ["unshare"]);
+    assert.deepEqual(guardedWithKerndat("/w/restore-chain", kerndat, ["criu", "lazy-pages"]), [
+      ...["/w/restore-chain", "enter", "--guard", String(process.pid), "--mount-only"],
+      ...["--kerndat", "/c/kerndat/k.kdat", "/run/criu.kdat", "--", "criu", "lazy-pages"],
+    ]);
+    assert.deepEqual(guardedWithKerndat(undefined, kerndat, ["criu", "lazy-pages"]).slice(0, 1), ["setpriv"]);
+    assert.deepEqual(restoreChainReaper("/w/restore-chain", 42, true), [
+      "/w/restore-chain",
+      "reap",
+      "42",
+      "1",
+    ]);
+    assert.deepEqual(restoreChainReaper("/w/restore-chain", 42, false), [
+      "/w/restore-chain",
+      "reap",
+      "42",
+      "0",
     ]);
   });
 
