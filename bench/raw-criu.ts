@@ -1,7 +1,7 @@
 // The `raw-criu` mode: warmstart's snapshot restored by CRIU alone, with the same CRIU flags,
 // the same kind of PID namespace and the same eager-or-lazy choice as warmstart's warm path,
 // so that warm minus raw-criu is what warmstart itself adds (Node's boot, the key, the
-// lookup, the wrappers, the reaper).
+// lookup, its pipes, the reaper, the handshake).
 import { type ChildProcess, spawn } from "node:child_process";
 import {
   closeSync,
@@ -26,10 +26,13 @@ import {
   type CommandLine,
   criuLazyPages,
   criuRestore,
+  guardedWithKerndat,
   inNewMountNamespace,
   inNewPidNamespace,
+  inRestoreNamespace,
   withKerndatCache,
 } from "../src/exec/command-lines.js";
+import { findRestoreChain } from "../src/exec/restore-chain.js";
 import { findRestoredPid } from "../src/launch/warm-start.js";
 import { liveChildren, measureTtfr, stop } from "./ttfr.js";
 
@@ -86,6 +89,23 @@ function withKerndat(entry: SnapshotEntry, command: CommandLine): CommandLine {
   return copy ? withKerndatCache(copy, KERNDAT_TARGET, command) : command;
 }
 
+/**
+ * CRIU restoring in a new PID and mount namespace, its kernel-feature cache bound in, entered
+ * as cheaply as warmstart enters it: through the restore chain's program when it was built
+ * (one exec, where unshare, sh and mount take three), so that warm minus raw-criu does not
+ * count the util-linux chain as warmstart's gain.
+ */
+function inRawNamespace(entry: SnapshotEntry, criu: CommandLine): CommandLine {
+  const program = findRestoreChain();
+  const copy = kerndatCopyOf(entry);
+  if (program === undefined) return inNewPidNamespace(true, withKerndat(entry, criu));
+  return inRestoreNamespace(
+    program,
+    { isGuarded: true, ...(copy ? { kerndat: { file: copy, target: KERNDAT_TARGET } } : {}) },
+    criu,
+  );
+}
+
 /** A private copy of the entry's images (hard links) and the restore's log, in `scratchDir`. */
 function stageImages(options: RawRestoreOptions): { stage: string; imagesDir: string; logPath: string } {
   // CRIU writes stats-restore into the images directory: restore from private hard links,
@@ -111,20 +131,17 @@ function rawRestoreCommand(
   isLeftStopped: boolean,
 ): CommandLine {
   const stdioFds = [4, 5, 6];
-  return inNewPidNamespace(
-    true,
-    withKerndat(
-      options.entry,
-      criuRestore(CRIU, {
-        imagesDir: staged.imagesDir,
-        logFile: staged.logPath,
-        logLevel: 2,
-        inheritFds: options.entry.stdio.map((resource, fd) => ({ fd: stdioFds[fd] ?? -1, resource })),
-        execCommand: [],
-        isLazy: options.isLazy,
-        isLeftStopped,
-      }),
-    ),
+  return inRawNamespace(
+    options.entry,
+    criuRestore(CRIU, {
+      imagesDir: staged.imagesDir,
+      logFile: staged.logPath,
+      logLevel: 2,
+      inheritFds: options.entry.stdio.map((resource, fd) => ({ fd: stdioFds[fd] ?? -1, resource })),
+      execCommand: [],
+      isLazy: options.isLazy,
+      isLeftStopped,
+    }),
   );
 }
 
@@ -256,7 +273,13 @@ function startLazyPages(
   timeoutMs: number,
 ): Promise<ChildProcess> {
   const lazyPages = criuLazyPages(CRIU, { imagesDir, logFile: logPath, logLevel: 2, statusFd: 3 });
-  const command = kerndatCopyOf(entry) ? inNewMountNamespace(withKerndat(entry, lazyPages)) : lazyPages;
+  const copy = kerndatCopyOf(entry);
+  const program = findRestoreChain();
+  const command = !copy
+    ? lazyPages
+    : program
+      ? guardedWithKerndat(program, { file: copy, target: KERNDAT_TARGET }, lazyPages)
+      : inNewMountNamespace(withKerndat(entry, lazyPages));
   const [file = "", ...args] = command;
   const daemon = spawn(file, args, { stdio: ["ignore", "ignore", "pipe", "pipe"] });
   liveChildren.add(daemon);
