@@ -4,22 +4,19 @@ import { distPath } from "../dist-paths.js";
 /** Built from src/exec/native/restore-chain.c by scripts/build-native.sh, when a C compiler is there. */
 export const RESTORE_CHAIN_PROGRAM = "native/restore-chain";
 
-let found: { readonly path: string | undefined } | undefined;
-
 /**
  * The restore chain's program, or undefined when it was not built: restores then run
  * through setpriv, sh, unshare, mount and a perl reaper (command-lines.ts), which do the same
- * in more execs. Looked up once per process; it is part of the build like the bundle beside
- * it, and trusted as that is.
+ * in more execs. Looked for at each restore (one access(2)), so that a build made while serve
+ * runs is used from its next restore. It is part of the build like the bundle beside it, and
+ * trusted as that is.
  */
 export function findRestoreChain(): string | undefined {
-  if (found) return found.path;
   const path = distPath(RESTORE_CHAIN_PROGRAM);
   try {
     accessSync(path, constants.X_OK);
-    found = { path };
+    return path;
   } catch {
-    found = { path: undefined };
+    return undefined;
   }
-  return found.path;
 }

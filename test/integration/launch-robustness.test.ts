@@ -9,6 +9,7 @@ import {
   mkdirSync,
   readdirSync,
   readFileSync,
+  renameSync,
   rmSync,
   statfsSync,
   statSync,
@@ -19,6 +20,7 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { GENERAL_MEMO_FILE } from "../../src/cache/file-hash.js";
 import { currentOwner, formatOwnerTag } from "../../src/cache/owner-stamp.js";
+import { RESTORE_CHAIN_PROGRAM } from "../../src/exec/restore-chain.js";
 import {
   fixture,
   freePort,
@@ -28,6 +30,7 @@ import {
   makeTempDir,
   newCache,
   type Report,
+  ROOT,
   readReports,
   runArgs,
   STORE_DIR,
@@ -642,8 +645,12 @@ describe("warmstart run: pre-flight before the dump", () => {
 });
 
 describe("warmstart run: the launch's environment, warm as cold", () => {
-  test("a library caller's PATH finds the restore's tools as it finds the cold start's", async () => {
+  test("without the restore chain's program, a library caller's PATH finds the restore's tools as it finds the cold start's", async () => {
+    // The program execs CRIU and itself by absolute paths; the util-linux chain it replaces
+    // (a build without a C compiler) looks each tool up in the launch's PATH.
     const { launch } = await import("../../src/launch/launch.js");
+    const program = join(ROOT, "dist", RESTORE_CHAIN_PROGRAM);
+    assert.ok(existsSync(program), `${program} was not built (npm run build needs a C compiler)`);
     const shims = makeTempDir("warmstart-shims-");
     const log = join(shims, "used.log");
     const realSetpriv = execFileSync("sh", ["-c", "command -v setpriv"], { encoding: "utf8" }).trim();
@@ -652,18 +659,23 @@ describe("warmstart run: the launch's environment, warm as cold", () => {
     const { cacheDir } = newCache();
     const port = await freePort();
     const env = { ...process.env, PATH: `${shims}:${process.env.PATH}`, PORT: String(port) };
-    for (const mode of ["cold", "warm"]) {
-      const launched = await launch({
-        command: TICKER,
-        ready: [`tcp:${port}`],
-        cacheDir,
-        env,
-        sinks: { stdout: process.stderr, stderr: process.stderr },
-      });
-      assert.equal(launched.mode, mode);
-      await launched.checkpoint;
-      launched.kill("SIGTERM");
-      await launched.exited;
+    renameSync(program, `${program}.aside`);
+    try {
+      for (const mode of ["cold", "warm"]) {
+        const launched = await launch({
+          command: TICKER,
+          ready: [`tcp:${port}`],
+          cacheDir,
+          env,
+          sinks: { stdout: process.stderr, stderr: process.stderr },
+        });
+        assert.equal(launched.mode, mode);
+        await launched.checkpoint;
+        launched.kill("SIGTERM");
+        await launched.exited;
+      }
+    } finally {
+      renameSync(`${program}.aside`, program);
     }
     const used = readFileSync(log, "utf8");
     assert.match(used, /unshare --pid/, `the restore did not use the launch's PATH:\n${used}`);

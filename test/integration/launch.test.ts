@@ -15,6 +15,7 @@ import {
 import { connect } from "node:net";
 import { join } from "node:path";
 import { describe, test } from "node:test";
+import { RESTORE_CHAIN_PROGRAM } from "../../src/exec/restore-chain.js";
 import {
   CLI,
   fixture,
@@ -477,7 +478,7 @@ describe("warmstart run: the restore chain", () => {
   }
 
   test("restores through the native program when it was built, through util-linux and perl when not", async () => {
-    const program = join(ROOT, "dist/native/restore-chain");
+    const program = join(ROOT, "dist", RESTORE_CHAIN_PROGRAM);
     assert.ok(existsSync(program), `${program} was not built (npm run build needs a C compiler)`);
     const { cacheDir, reportFile } = newCache();
     const port = await freePort();
