@@ -26,12 +26,14 @@ export function resolveCommand(
     ? [isAbsolute(name) ? name : resolve(cwd, name)]
     : (env.PATH ?? "").split(delimiter).map((dir) => join(resolve(cwd, dir || "."), name));
   for (const candidate of candidates) {
+    // Most PATH entries do not hold the command: a stat that returns nothing for them costs
+    // no exception (a thrown ENOENT per entry was ~0.3 ms of every warm launch's key).
     try {
+      if (!statSync(candidate, { throwIfNoEntry: false })?.isFile()) continue;
       accessSync(candidate, constants.X_OK);
-      if (!statSync(candidate).isFile()) continue;
       return { command, executable: realpathSync(candidate), args };
     } catch {
-      // Not here; try the next PATH entry.
+      // Not executable by us, a PATH entry that is no directory, or gone meanwhile.
     }
   }
   throw new WarmstartError("spawn-failed", `Command not found or not executable: ${JSON.stringify(name)}.`, {
