@@ -159,6 +159,12 @@ static int reap(int argc, char **argv) {
   }
   pid_t app = (pid_t)strtol(argv[0], NULL, 10);
   int watch = strcmp(argv[1], "1") == 0;
+  // Told of exits only: a SIGCHLD for each stop and continue of the app (serve's spare is
+  // sent SIGCONT as its connection arrives) woke this process for nothing, as the app's
+  // threads woke too (1.5 ms of CPU in one trace; no gain measurable in 20 resumes).
+  struct sigaction quiet = {.sa_handler = SIG_DFL, .sa_flags = SA_NOCLDSTOP};
+  sigemptyset(&quiet.sa_mask);
+  if (sigaction(SIGCHLD, &quiet, NULL) != 0) return fail("sigaction");
   // SIGCHLD through a signalfd, blocked before the marker: no exit is missed between the two.
   sigset_t chld;
   sigemptyset(&chld);
