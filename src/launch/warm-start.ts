@@ -87,7 +87,10 @@ type Failed = Extract<WarmStartOutcome, { restored: false }>;
  * Python start-up and its 1 s polling for the PID): the app gets its old PID inside the
  * namespace, so any number of restores run while the original PID is taken on the host.
  *
- *   warmstart ─ setpriv ⇒ sh guard ⇒ unshare ─ [sh: notify socket ⇒] criu restore ⇒ reaper (PID 1) ─ app
+ *   warmstart ─ restore-chain enter ─ criu restore ⇒ restore-chain reap (PID 1) ─ app
+ *   without the program (no C compiler at build time):
+ *   warmstart ─ setpriv ⇒ sh guard ⇒ unshare ─ [sh: notify socket ⇒] [sh: kerndat ⇒]
+ *               criu restore ⇒ perl reaper (PID 1) ─ app
  *   (─ parent of, ⇒ exec)
  */
 export async function startWarm(options: WarmStartOptions): Promise<WarmStartOutcome> {
@@ -140,7 +143,7 @@ function notStarted(why: string, options: WarmStartOptions): Failed {
   return { restored: false, reason: "not-started", errors: [why], logPath: options.logPath };
 }
 
-/** The restore chain below the launcher: setpriv's guard, unshare, CRIU, the reaper. */
+/** The restore chain below the launcher: the guard and the namespaces, CRIU, the reaper. */
 function restoreCommand(options: WarmStartOptions, imagesDir: string, isLazy: boolean): CommandLine {
   const { manifest } = options.entry;
   const program = findRestoreChain();
@@ -418,12 +421,12 @@ export function readNamespacePids(pid: number): number[] {
 }
 
 /**
- * The restored app's host PID: under unshare (the wrapper's PID, kept through the execs) is
- * the namespace's PID 1 (the reaper), and under it the process whose namespace PID is the
- * one it had when it was dumped.
+ * The restored app's host PID: under the process that entered the namespaces (the spawned
+ * PID, kept through the execs: restore-chain's, or unshare's) is the namespace's PID 1 (the
+ * reaper), and under it the process whose namespace PID is the one it had when it was dumped.
  */
-export function findRestoredPid(unsharePid: number, dumpedPid: number): number | undefined {
-  for (const init of readChildren(unsharePid)) {
+export function findRestoredPid(chainPid: number, dumpedPid: number): number | undefined {
+  for (const init of readChildren(chainPid)) {
     if (readNamespacePids(init).at(-1) !== 1) continue;
     return readChildren(init).find((pid) => readNamespacePids(pid).at(-1) === dumpedPid);
   }
