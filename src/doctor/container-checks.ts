@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
-import { inNewPidNamespace } from "../exec/command-lines.js";
+import { inRestoreNamespace } from "../exec/command-lines.js";
 import { describeExit, runToCompletion } from "../exec/owned-process.js";
+import { findRestoreChain } from "../exec/restore-chain.js";
 import type { DoctorCheck } from "./doctor-checks.js";
 
 // What a container (or any confined process) may withhold from CRIU: capabilities, a
@@ -144,9 +145,12 @@ export function checkLsm(confinement: ProcessConfinement): DoctorCheck {
   };
 }
 
-/** The namespace every restore runs in, tried for real: what confinement allows, measured. */
+/**
+ * The namespace every restore runs in, tried for real, entered the way restores enter it (the
+ * restore chain's program, or unshare): what confinement allows, measured.
+ */
 export async function checkRestoreNamespace(): Promise<DoctorCheck> {
-  const command = inNewPidNamespace(false, ["true"]);
+  const command = inRestoreNamespace(findRestoreChain(), { isGuarded: false }, ["true"]);
   const run = await runToCompletion(command, { timeoutMs: 10_000, killGraceMs: 0 });
   return run.code === 0
     ? { name: "restore namespace", status: "ok", detail: `${command.join(" ")} works`, isRequired: true }

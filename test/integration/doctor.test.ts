@@ -27,10 +27,8 @@ describe("warmstart doctor", () => {
       /^ok {6}capabilities {2,}root with CAP_SYS_ADMIN, CAP_NET_ADMIN, CAP_SYS_CHROOT, CAP_SYS_TIME, CAP_SETPCAP$/m,
     );
     assert.match(stdout, /^ok {6}seccomp {2,}no filter$/m);
-    assert.match(
-      stdout,
-      /^ok {6}restore namespace {2,}unshare --pid --fork --mount --propagation slave --mount-proc -- true works$/m,
-    );
+    assert.match(stdout, /^ok {6}restore namespace {2,}\/\S+\/native\/restore-chain enter -- true works$/m);
+    assert.match(stdout, /^ok {6}restore chain {2,}native \(\/\S+\/native\/restore-chain\): /m);
     assert.match(stdout, /^ok {6}feature ns_pid /m);
     assert.match(
       stdout,
