@@ -563,8 +563,9 @@ describe("warmstart run: lifetime", () => {
   });
 
   test("SIGKILL of warmstart as the restore starts leaves no restored app behind", async () => {
-    // The parent-death signals of the restore chain leave a gap (unshare killed between its
-    // fork and its child's own prctl); the reaper closes it by watching warmstart's channel.
+    // The parent-death signals of the restore chain leave gaps (the chain killed between its
+    // fork and its child's own prctl, which the restore chain's program checks for and
+    // unshare does not); the reaper closes them all by watching warmstart's channel.
     const { cacheDir, reportFile } = newCache();
     const port = await freePort();
     const marker = `ticker-server.cjs ${port}`;
