@@ -1,7 +1,8 @@
-import { accessSync, constants, readFileSync, statSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { delimiter, join, resolve } from "node:path";
 import { criuVersion } from "../exec/command-lines.js";
+import { isExecutableFile } from "../exec/executable-file.js";
 import { runToCompletion } from "../exec/owned-process.js";
 
 /** CRIU 4.2 is the first release that works here: 3.17 fails on the [vvar_vclock] vDSO
@@ -69,9 +70,12 @@ export function criuRecordPath(env: NodeJS.ProcessEnv = process.env): string {
 
 /** The recorded criu's path, or undefined when there is no (readable, well-formed) record. */
 export function readRecordedCriuPath(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const recordPath = criuRecordPath(env);
+  // Usually there is none (no `setup --prefix`): no ENOENT thrown on every launch for it.
+  if (!existsSync(recordPath)) return undefined;
   let text: string;
   try {
-    text = readFileSync(criuRecordPath(env), "utf8");
+    text = readFileSync(recordPath, "utf8");
   } catch {
     return undefined;
   }
@@ -80,15 +84,6 @@ export function readRecordedCriuPath(env: NodeJS.ProcessEnv = process.env): stri
     return typeof record.path === "string" && record.path.startsWith("/") ? record.path : undefined;
   } catch {
     return undefined;
-  }
-}
-
-function isExecutableFile(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return statSync(path).isFile();
-  } catch {
-    return false;
   }
 }
 

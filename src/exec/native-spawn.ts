@@ -1,7 +1,8 @@
-import { accessSync, closeSync, constants as fsConstants, statSync } from "node:fs";
+import { closeSync } from "node:fs";
 import { constants as osConstants } from "node:os";
 import { delimiter, join } from "node:path";
 import type { CommandLine } from "./command-lines.js";
+import { isExecutableFile } from "./executable-file.js";
 import { describeErrno, type LibcFunction, loadLibc } from "./libc.js";
 
 /**
@@ -158,12 +159,7 @@ function findExecutable(file: string, pathVariable: string | undefined): string 
   if (file.includes("/")) return file;
   for (const dir of (pathVariable ?? "/usr/local/bin:/usr/bin:/bin").split(delimiter)) {
     const candidate = join(dir || ".", file);
-    try {
-      accessSync(candidate, fsConstants.X_OK);
-      if (statSync(candidate).isFile()) return candidate;
-    } catch {
-      // Not here.
-    }
+    if (isExecutableFile(candidate)) return candidate;
   }
   throw new Error(`cannot start ${file}: not found in PATH`);
 }
