@@ -6,7 +6,7 @@ import { request } from "node:http";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before } from "node:test";
+import { after, afterEach, before } from "node:test";
 import { fileURLToPath } from "node:url";
 import { IMAGE_FORMAT_VERSION } from "../../src/cache/key.js";
 import { findCriu } from "../../src/criu/find-criu.js";
@@ -70,6 +70,11 @@ export function useIntegrationRig(): void {
       criu.found,
       `CRIU >= 4.2 is required for the integration tests (run: sudo node dist/bundle/cli.cjs setup, or npm test, whose pretest does): ${JSON.stringify(criu)}`,
     );
+  });
+  // A test that fails before it stops its runs must not leave them to the next tests: a
+  // serve still running from a failed test made the next one's count of app processes fail.
+  afterEach(async () => {
+    await stopAllRuns();
   });
   after(async () => {
     await stopAllRuns();
