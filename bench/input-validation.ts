@@ -33,7 +33,7 @@ import { EntryStore, type Manifest } from "../src/cache/entry-store.js";
 import { FileHashIndex } from "../src/cache/file-hash.js";
 import { findEntry } from "../src/cache/find-entry.js";
 import { findChangedInput, sealDiscoveredInputs } from "../src/inputs/discovered-inputs.js";
-import { encodeStampLines, STAMPS_FILE } from "../src/inputs/native-stamps.js";
+import { encodeStamps, STAMPS_FILE } from "../src/inputs/native-stamps.js";
 import { toStamp } from "../src/inputs/stamp.js";
 import { findFreePort } from "./ports.js";
 
@@ -115,7 +115,7 @@ async function measureFreshProcess(files: readonly string[], cacheDir: string): 
   const linesFile = join(cacheDir, "lines.json");
   writeFileSync(linesFile, JSON.stringify(files));
   const stampsFile = join(cacheDir, STAMPS_FILE);
-  writeFileSync(stampsFile, encodeStampLines(files), { mode: 0o600 });
+  writeFileSync(stampsFile, encodeStamps(files), { mode: 0o600 });
   const once = fileURLToPath(new URL("./check-inputs-once.js", import.meta.url));
   const modes = ["stamps-file", "encoded", "statSync"] as const;
   const samples = new Map<string, number[]>(modes.map((mode) => [mode, []]));

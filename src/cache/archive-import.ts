@@ -4,7 +4,7 @@ import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { extract as createExtract, type Header } from "tar-stream";
-import { encodeStampLines, STAMPS_FILE } from "../inputs/native-stamps.js";
+import { encodeStamps, STAMPS_FILE } from "../inputs/native-stamps.js";
 import {
   CPUINFO_MEMBER,
   DOCUMENT_MEMBER,
@@ -332,7 +332,7 @@ class MemberReader {
     );
     // Made here from the manifest, never taken from the archive.
     if (manifest.discovered.files.length > 0)
-      await writeSynced(join(this.staging, STAMPS_FILE), encodeStampLines(manifest.discovered.files));
+      await writeSynced(join(this.staging, STAMPS_FILE), encodeStamps(manifest.discovered.files));
   }
 
   async #writeImage(

@@ -11,7 +11,7 @@ import {
 } from "node:fs";
 import { open } from "node:fs/promises";
 import { join } from "node:path";
-import { encodeStampLines, STAMPS_FILE } from "../inputs/native-stamps.js";
+import { encodeStamps, STAMPS_FILE } from "../inputs/native-stamps.js";
 import { describeUnsafePath, describeUnsafeStat } from "./cache-dir.js";
 import { type FileHashIndex, hashFileContent, IMAGE_PURPOSE } from "./file-hash.js";
 import { type CacheKeyFields, diffKeyFields, IMAGE_FORMAT_VERSION } from "./key.js";
@@ -133,7 +133,7 @@ export class EntryStore {
     await fsyncPath(manifestPath);
     if (full.discovered.files.length > 0) {
       const stampsPath = join(pendingDir, STAMPS_FILE);
-      writeFileSync(stampsPath, encodeStampLines(full.discovered.files), { mode: 0o600 });
+      writeFileSync(stampsPath, encodeStamps(full.discovered.files), { mode: 0o600 });
       await fsyncPath(stampsPath);
     }
     await fsyncPath(imagesDir);

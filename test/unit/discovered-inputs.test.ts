@@ -12,7 +12,7 @@ import {
   listDiscoveredPaths,
   sealDiscoveredInputs,
 } from "../../src/inputs/discovered-inputs.js";
-import { encodeStampLines, findMovedLines, STAMPS_FILE } from "../../src/inputs/native-stamps.js";
+import { encodeStamps, findMovedLines, STAMPS_FILE } from "../../src/inputs/native-stamps.js";
 import type { RecordingOutcome } from "../../src/inputs/recorder.js";
 import { toStamp } from "../../src/inputs/stamp.js";
 
@@ -37,7 +37,7 @@ const CHECKERS = [
     name: "native, stamps file",
     findMoved: (lines: readonly string[]) => {
       const file = join(mkdtempSync(join(root, "stamps-")), STAMPS_FILE);
-      writeFileSync(file, encodeStampLines(lines), { mode: 0o600 });
+      writeFileSync(file, encodeStamps(lines), { mode: 0o600 });
       return findMovedLines(lines, file);
     },
   },

@@ -15,8 +15,9 @@ import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import {
   describeNativeStampsUnavailable,
-  encodeStampLines,
+  encodeStamps,
   findMovedLines,
+  STAMPS_FILE,
 } from "../../src/inputs/native-stamps.js";
 
 const root = mkdtempSync(join(tmpdir(), "warmstart-unit-stamps-"));
@@ -132,6 +133,53 @@ describe("the native input check", () => {
     }
   });
 
+  test("agrees with statSync through runs of lines whose directory is gone, replaced or a link", () => {
+    // The library opens each directory once for the run of (sorted) lines in it: every way that
+    // directory can differ from its recording must give the answer stat(2) of the whole path gives.
+    const dir = mkdtempSync(join(root, "dirs-"));
+    const filesIn = (sub: string, names: string[]) => {
+      mkdirSync(join(dir, sub), { recursive: true });
+      return names.map((name) => {
+        const path = join(dir, sub, name);
+        writeFileSync(path, name);
+        return path;
+      });
+    };
+    const [keptA = "", keptB = ""] = filesIn("kept", ["a.js", "b.js"]);
+    const [goneA = "", goneB = ""] = filesIn("gone", ["a.js", "b.js"]);
+    const [fileA = ""] = filesIn("now-a-file", ["a.js"]);
+    const [swappedA = "", swappedB = ""] = filesIn("swapped", ["a.js", "b.js"]);
+    const [realA = ""] = filesIn("real", ["a.js"]);
+    symlinkSync(join(dir, "real"), join(dir, "linked"));
+    const lines = [
+      lineOf("f", keptA),
+      lineOf("f", keptB),
+      absentLine(join(dir, "kept", "c.js")),
+      lineOf("f", goneA),
+      absentLine(join(dir, "gone", "absent.js")),
+      lineOf("f", goneB),
+      lineOf("f", join(dir, "linked", "a.js")),
+      absentLine(join(dir, "missing", "x.js")),
+      lineOf("f", fileA),
+      absentLine(join(dir, "now-a-file", "b.js")),
+      lineOf("f", realA),
+      lineOf("f", swappedA),
+      lineOf("f", swappedB),
+      lineOf("f", "/"),
+    ];
+    rmSync(join(dir, "gone"), { recursive: true });
+    rmSync(join(dir, "now-a-file"), { recursive: true });
+    writeFileSync(join(dir, "now-a-file"), "");
+    // Same names, other inodes: a directory put back in place (a reinstall).
+    rmSync(join(dir, "swapped"), { recursive: true });
+    filesIn("swapped", ["b.js", "a.js"]);
+    const native = findMovedLines(lines);
+    assert.deepEqual(native, movedByStatSync(lines));
+    // Spelled out: the gone directory's two files (its absent path stays absent), the file
+    // where a directory was (its absent path now fails with ENOTDIR), the swapped files.
+    assert.deepEqual(native, [3, 5, 8, 9, 11, 12]);
+  });
+
   test("an entry's stamps file is read when it is private and holds as many lines; otherwise the lines are", async () => {
     const dir = mkdtempSync(join(root, "stamps-"));
     const path = join(dir, "server.js");
@@ -140,8 +188,8 @@ describe("the native input check", () => {
     writeFileSync(path, "new code");
     // The manifest's line is moved; a stamps file written for the file as it is now is not.
     const lines = [recorded];
-    const current = encodeStampLines([lineOf("f", path)]);
-    const stampsFile = join(dir, "inputs.nul");
+    const current = encodeStamps([lineOf("f", path)]);
+    const stampsFile = join(dir, STAMPS_FILE);
     writeFileSync(stampsFile, current, { mode: 0o600 });
     assert.deepEqual(findMovedLines(lines, stampsFile), [], "the stamps file was not read");
     assert.deepEqual(findMovedLines(lines), [0]);
@@ -150,15 +198,23 @@ describe("the native input check", () => {
     assert.deepEqual(findMovedLines(lines, stampsFile), [0]);
     chmodSync(stampsFile, 0o600);
     // A symlink to it: not followed.
-    const link = join(dir, "link.nul");
+    const link = join(dir, "link.stamps");
     symlinkSync(stampsFile, link);
     assert.deepEqual(findMovedLines(lines, link), [0]);
     // Another count of lines: written for another manifest.
-    writeFileSync(stampsFile, encodeStampLines([lineOf("f", path), lineOf("f", path)]));
+    writeFileSync(stampsFile, encodeStamps([lineOf("f", path), lineOf("f", path)]));
     assert.deepEqual(findMovedLines(lines, stampsFile), [0]);
     // Not NUL-terminated.
     writeFileSync(stampsFile, current.subarray(0, current.length - 1));
     assert.deepEqual(findMovedLines(lines, stampsFile), [0]);
-    assert.deepEqual(findMovedLines(lines, join(dir, "missing.nul")), [0]);
+    // The text lines of entries made before the binary form.
+    writeFileSync(stampsFile, `${lineOf("f", path)}\0`);
+    assert.deepEqual(findMovedLines(lines, stampsFile), [0]);
+    // Written on a machine of the other byte order: its 1.0 is not ours.
+    const swapped = Buffer.from(current);
+    swapped.writeDoubleBE(1, 8);
+    writeFileSync(stampsFile, swapped);
+    assert.deepEqual(findMovedLines(lines, stampsFile), [0]);
+    assert.deepEqual(findMovedLines(lines, join(dir, "missing.stamps")), [0]);
   });
 });
