@@ -248,7 +248,8 @@ describe("warmstart serve", () => {
     const answers = await Promise.all(Array.from({ length: 10 }, () => get(port)));
     assert.equal(answers.length, 10);
     assert.match(serve.stderr, /cache entry is damaged/);
-    assert.match(serve.stderr, /serving \(cold-then-restored/);
+    // Said once the instance is adopted, which can come after its first answers.
+    await serve.waitFor(/serving \(cold-then-restored/, "stderr");
     await stopServe(serve);
   });
 
@@ -261,7 +262,8 @@ describe("warmstart serve", () => {
     const answers = await Promise.all(Array.from({ length: 10 }, () => get(port)));
     assert.equal(answers.length, 10);
     assert.match(serve.stderr, /restore failed: .*restore refused/);
-    assert.match(serve.stderr, /serving \(cold-then-restored/);
+    // Said once the instance is adopted, which can come after its first answers.
+    await serve.waitFor(/serving \(cold-then-restored/, "stderr");
     await stopServe(serve);
   });
 
@@ -366,7 +368,8 @@ describe("warmstart serve", () => {
     await new Promise((resolve) => setTimeout(resolve, 500));
     const first = await get(port);
     assert.match(serve.stderr, /serving on 127\.0\.0\.1:\d+ \(sockets from systemd\)/);
-    assert.match(serve.stderr, /serving \(cold-then-restored/);
+    // Said once the instance is adopted, which can come after its first answers.
+    await serve.waitFor(/serving \(cold-then-restored/, "stderr");
     const second = await get(port);
     assert.equal(second.bootId, first.bootId, "the restored instance answers both");
     await stopServe(serve);
