@@ -38,3 +38,32 @@ export function summarizeCriuErrors(errors: readonly string[]): string {
   if (!first) return "no error in the CRIU log";
   return first.replace(/^\(\s*[\d.]+\)\s*/, "").replace(/^\s*\d+:\s*/, "");
 }
+
+/** `criu lazy-pages` at log level 4: "uffd: <pid>-<uffd>: #PF at 0x<address>" per fault it served. */
+const FAULT_LINE = /uffd: (\d+)-\d+: #PF at 0x([0-9a-f]+)$/;
+
+/**
+ * The pages a lazy restore's app faulted on, per process (its PID in the images), each page
+ * number (address >> 12) once, in the order of the faults. Empty when the log is missing or
+ * was written at a level below 4.
+ */
+export async function readLazyFaults(logPath: string): Promise<Map<number, number[]>> {
+  const faults = new Map<number, number[]>();
+  let text: string;
+  try {
+    text = await readFile(logPath, "utf8");
+  } catch {
+    return faults;
+  }
+  const seen = new Set<string>();
+  for (const line of text.split("\n")) {
+    const match = FAULT_LINE.exec(line);
+    if (!match || seen.has(`${match[1]}:${match[2]}`)) continue;
+    seen.add(`${match[1]}:${match[2]}`);
+    const pid = Number(match[1]);
+    const pages = faults.get(pid) ?? [];
+    pages.push(Math.floor(Number.parseInt(match[2] ?? "0", 16) / 4096));
+    faults.set(pid, pages);
+  }
+  return faults;
+}

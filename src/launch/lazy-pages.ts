@@ -1,5 +1,5 @@
 import { rmSync } from "node:fs";
-import { readCriuErrors } from "../criu/criu-log.js";
+import { readCriuErrors, readLazyFaults } from "../criu/criu-log.js";
 import { KERNDAT_TARGET } from "../criu/kerndat-cache.js";
 import {
   criuLazyPages,
@@ -15,6 +15,9 @@ export interface LazyPagesDaemon {
   readonly pid: number;
   /** Settles when the daemon has exited: every page is in the app, or the app is gone. */
   readonly done: Promise<void>;
+  /** Learning: once done, the pages the app faulted on, per PID in the images (readLazyFaults);
+   * undefined when not learning or when the daemon failed. */
+  readonly faults: Promise<Map<number, number[]> | undefined>;
   stop(): void;
 }
 
@@ -39,12 +42,14 @@ export async function startLazyPagesDaemon(
   /** The daemon reads the image's metadata before it listens: seconds at most. */
   timeoutMs: number,
   /** warmstart's copy of CRIU's kernel-feature cache: the daemon probes the kernel too. */
-  kerndatFile?: string,
+  kerndatFile: string | undefined,
+  /** Log every fault it serves (level 4), for `faults`. */
+  isLearning: boolean,
 ): Promise<LazyPagesOutcome> {
   const lazyPages = criuLazyPages(criuPath, {
     imagesDir,
     logFile: logPath,
-    logLevel: 2,
+    logLevel: isLearning ? 4 : 2,
     statusFd: STATUS_FD,
   });
   const daemonCommand = kerndatFile
@@ -86,10 +91,20 @@ export async function startLazyPagesDaemon(
       ],
     };
   }
-  const done = daemon.exited.then((exit) => {
+  const faults = daemon.exited.then(async (exit) => {
+    const learned = exit.code === 0 && isLearning ? await readLazyFaults(logPath) : undefined;
     if (exit.code === 0) rmSync(logPath, { force: true });
+    return learned;
   });
-  return { isStarted: true, daemon: { pid: daemon.pid, done, stop: () => daemon.kill(killSignal) } };
+  return {
+    isStarted: true,
+    daemon: {
+      pid: daemon.pid,
+      done: faults.then(() => undefined),
+      faults,
+      stop: () => daemon.kill(killSignal),
+    },
+  };
 }
 
 function waitForStatus(

@@ -168,6 +168,7 @@ export async function restoreSnapshot(
       opts.restoreEntry ? { ...failure, isEvicted: false } : failure,
     );
   }
+  if (warm.hotPages) context.step("restoring", describeHotPages(warm.hotPages));
   const restored: RestoredApp = { ...warm, imagesOwned, notify, isReseeded: false };
   if (unfit !== undefined) return discardRestored(context, state, restored, unfit, logPath);
   if (opts.isLeftStopped) {
@@ -190,6 +191,11 @@ export async function restoreSnapshot(
   }
   if (isInputsUnchecked) return { step: "resuming", session, cache, entry, restored };
   return { step: "checking-ready", session, cache, entry, restored };
+}
+
+function describeHotPages(hot: { readonly eagerPages: number } | { readonly isLearning: true }): string {
+  if ("isLearning" in hot) return "lazily, learning which pages the app touches first";
+  return `lazily, ${hot.eagerPages} pages read up front: those its first lazy restore faulted on`;
 }
 
 /**

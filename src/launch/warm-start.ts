@@ -4,6 +4,7 @@ import { Socket } from "node:net";
 import { join } from "node:path";
 import { Readable, type Writable } from "node:stream";
 import type { CacheEntry } from "../cache/entry-store.js";
+import { findHotPagemaps, type HotPagemap, keepHotPages } from "../cache/hot-pages.js";
 import { readCriuErrors } from "../criu/criu-log.js";
 import { KERNDAT_TARGET } from "../criu/kerndat-cache.js";
 import {
@@ -68,6 +69,9 @@ export type WarmStartOutcome =
       readonly imagesReleased: Promise<void>;
       /** The lazy-pages daemon, which a detached launch leaves running. */
       readonly lazyPagesPid: number | undefined;
+      /** A lazy restore's use of the entry's hot pages (src/cache/hot-pages.ts): how many
+       * it read up front, or that this restore learns them. */
+      readonly hotPages: { readonly eagerPages: number } | { readonly isLearning: true } | undefined;
     }
   | {
       readonly restored: false;
@@ -100,9 +104,10 @@ export async function startWarm(options: WarmStartOptions): Promise<WarmStartOut
     errors,
     logPath: options.logPath,
   });
-  let imagesDir: string;
+  let staged: StagedImages;
+  const hot = options.isLazy ? findHotPagemaps(options.entry.dir, options.entry.imagesDir) : [];
   try {
-    imagesDir = linkImages(options.entry, options.workDir);
+    staged = stageImages(options.entry, options.workDir, hot);
   } catch (error) {
     // A file of the entry gone (removed behind the cache's back) condemns the snapshot; any
     // other failure (no space or inodes for the links, a read-only runtime directory) is this
@@ -112,6 +117,10 @@ export async function startWarm(options: WarmStartOptions): Promise<WarmStartOut
       return failed([`an image file of the snapshot is missing: ${path}`]);
     return notStarted(`could not stage the images: ${(error as Error).message}`, options);
   }
+  const imagesDir = staged.dir;
+  // Learned on the first lazy restore of the entry that warmstart outlives (a detached
+  // launch's daemon outlives it): its daemon logs every fault it serves.
+  const isLearning = options.isLazy && hot.length === 0 && !options.isDetached;
   let lazy: LazyPagesDaemon | undefined;
   if (options.isLazy) {
     const started = await startLazyPagesDaemon(
@@ -121,6 +130,7 @@ export async function startWarm(options: WarmStartOptions): Promise<WarmStartOut
       options.isDetached,
       options.timeoutMs,
       options.kerndatFile,
+      isLearning,
     );
     if (!started.isStarted) return failed(started.errors);
     lazy = started.daemon;
@@ -132,10 +142,25 @@ export async function startWarm(options: WarmStartOptions): Promise<WarmStartOut
   }
   const daemon = lazy;
   if (daemon) void outcome.app.exited.then(() => daemon.stop());
+  const { entry } = options;
+  // The staged images are released once the daemon is done and, when learning, once the hot
+  // pagemaps are made from them.
+  const imagesReleased = !daemon
+    ? Promise.resolve()
+    : !isLearning
+      ? daemon.done
+      : daemon.faults.then((faults) => {
+          if (faults && faults.size > 0) keepHotPages(entry.dir, entry.imagesDir, imagesDir, faults);
+        });
   return {
     ...outcome,
-    imagesReleased: daemon ? daemon.done : Promise.resolve(),
+    imagesReleased,
     lazyPagesPid: daemon?.pid,
+    hotPages: !options.isLazy
+      ? undefined
+      : isLearning
+        ? { isLearning: true }
+        : { eagerPages: staged.eagerPages },
   };
 }
 
@@ -394,12 +419,21 @@ function waitForResume(
  * directory of hard links to the entry's files: the entry stays exactly as committed,
  * and concurrent restores of one entry do not share a directory.
  */
-function linkImages(entry: CacheEntry, workDir: string): string {
+interface StagedImages {
+  readonly dir: string;
+  /** Pages that the hot pagemaps staged make eager. */
+  readonly eagerPages: number;
+}
+
+/** The entry's images as CRIU restores them: hard links, a hot pagemap standing in for the
+ * entry's pagemap of its process where there is one (src/cache/hot-pages.ts). */
+function stageImages(entry: CacheEntry, workDir: string, hot: readonly HotPagemap[]): StagedImages {
   const dir = join(workDir, "images");
   mkdirSync(dir, { mode: 0o700 });
+  const hotByName = new Map(hot.map((pagemap) => [pagemap.name, pagemap]));
   for (const name of Object.keys(entry.manifest.files))
-    linkSync(join(entry.imagesDir, name), join(dir, name));
-  return dir;
+    linkSync(hotByName.get(name)?.path ?? join(entry.imagesDir, name), join(dir, name));
+  return { dir, eagerPages: hot.reduce((sum, pagemap) => sum + pagemap.eagerPages, 0) };
 }
 
 function readChildren(pid: number): number[] {

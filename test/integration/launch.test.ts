@@ -9,6 +9,7 @@ import {
   readdirSync,
   readFileSync,
   renameSync,
+  statSync,
   truncateSync,
   writeFileSync,
 } from "node:fs";
@@ -307,22 +308,28 @@ describe("warmstart run", () => {
   });
 });
 
+/** The ticker fixture with `ballastMb` of ballast, snapshotted by a cold `run --lazy`. */
+async function snapshotForLazyRestores(ballastMb: number) {
+  const { cacheDir, reportFile } = newCache();
+  const port = await freePort();
+  const args = runArgs(
+    cacheDir,
+    reportFile,
+    [`tcp:${port}`],
+    ["node", fixture("ticker-server.cjs")],
+    ["--lazy"],
+  );
+  const env = { PORT: String(port), BALLAST_MB: String(ballastMb) };
+  const cold = new WarmstartRun(args, env);
+  await cold.waitFor(/snapshot saved/, "stderr");
+  const coldAnswer = await getJson(`http://127.0.0.1:${port}/`);
+  await cold.stop();
+  return { cacheDir, port, args, env, coldAnswer };
+}
+
 describe("warmstart run: lazy restore", () => {
   test("--lazy restores the state, output flows, the exit code propagates, no daemon is left", async () => {
-    const { cacheDir, reportFile } = newCache();
-    const port = await freePort();
-    const args = runArgs(
-      cacheDir,
-      reportFile,
-      [`tcp:${port}`],
-      ["node", fixture("ticker-server.cjs")],
-      ["--lazy"],
-    );
-    const env = { PORT: String(port), BALLAST_MB: "32" };
-    const cold = new WarmstartRun(args, env);
-    await cold.waitFor(/snapshot saved/, "stderr");
-    const coldAnswer = await getJson(`http://127.0.0.1:${port}/`);
-    await cold.stop();
+    const { cacheDir, port, args, env, coldAnswer } = await snapshotForLazyRestores(32);
 
     const warm = new WarmstartRun(args, env);
     await warm.waitFor(/ready, warm, pid/, "stderr");
@@ -333,6 +340,42 @@ describe("warmstart run: lazy restore", () => {
     assert.deepEqual(await warm.exited, { code: 3, signal: null });
     const isDaemonGone = () => !execFileSync("ps", ["-eo", "args"], { encoding: "utf8" }).includes(cacheDir);
     assert.ok(await waitUntil(isDaemonGone, 5000), "criu lazy-pages exited with the app");
+  });
+
+  test("a lazy restore learns the pages the app touches first; the next one reads them up front, intact", async () => {
+    const { cacheDir, port, args, env, coldAnswer } = await snapshotForLazyRestores(16);
+    const [key = ""] = listEntries(cacheDir);
+    const entryDir = join(cacheDir, STORE_DIR, key);
+    const dumpedPid = (JSON.parse(readFileSync(join(entryDir, "manifest.json"), "utf8")) as { pid: number })
+      .pid;
+
+    // The first lazy restore: its daemon logs the faults, warmstart keeps them once it is done
+    // (the pages the app touched before the daemon's background copy reached them).
+    const learning = new WarmstartRun(args, env);
+    await learning.waitFor(/ready, warm, pid/, "stderr");
+    assert.match(learning.stderr, /lazily, learning which pages the app touches first/);
+    const hotPagesFile = join(entryDir, "hot-pages.json");
+    assert.ok(await waitUntil(() => existsSync(hotPagesFile), 15_000), "no hot pages were kept");
+    await learning.stop();
+    const learned = JSON.parse(readFileSync(hotPagesFile, "utf8")) as {
+      processes: Record<string, { eagerPages: number }>;
+    };
+    const learnedPages = learned.processes[String(dumpedPid)]?.eagerPages ?? 0;
+    assert.ok(learnedPages > 0, "no page of the app's was learned");
+    const hotPagemap = join(entryDir, `hot-pagemap-${dumpedPid}.img`);
+    assert.equal(statSync(hotPagemap).mode & 0o777, 0o600);
+    assert.equal(statSync(hotPagesFile).mode & 0o777, 0o600);
+
+    // The next lazy restore has CRIU read them into place first (a pagemap of its own, the
+    // entry's pages image): the same app, every page of its memory as it was.
+    const warm = new WarmstartRun(args, env);
+    await warm.waitFor(/ready, warm, pid/, "stderr");
+    const eagerPages = Number(/lazily, (\d+) pages read up front/.exec(warm.stderr)?.[1]);
+    assert.equal(eagerPages, learnedPages, "the restore did not stage the hot pagemap");
+    assert.equal((await getJson(`http://127.0.0.1:${port}/`)).bootId, coldAnswer.bootId);
+    assert.deepEqual(await getJson(`http://127.0.0.1:${port}/ballast`), { pages: 16 * 256, isIntact: true });
+    await warm.stop();
+    assert.deepEqual(listEntries(cacheDir), [key], "the entry was not kept as it was");
   });
 });
 

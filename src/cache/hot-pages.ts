@@ -1,0 +1,159 @@
+import { randomBytes } from "node:crypto";
+import { lstatSync, readFileSync, renameSync, rmSync, type Stats, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { makePagesEager, type PageRun } from "../criu/pagemap-image.js";
+import { describeUnsafePath, describeUnsafeStat } from "./cache-dir.js";
+import { readOwnedJson } from "./read-owned-json.js";
+
+/**
+ * The pages an entry's app touched first after a lazy restore, restored up front next time.
+ *
+ * A lazy restore leaves the app's memory to `criu lazy-pages`, which brings each page the
+ * app touches in one userfaultfd round trip; the pages the runtime's handshake and the first
+ * request touch were hundreds of round trips on the way to the first answer (node-large:
+ * 550-650 faults; the reseed took 9 ms instead of 0.6, the first request 7 ms instead of 2).
+ * The first lazy restore of an entry learns them from the daemon's faults, and warmstart
+ * keeps, per process, a copy of the entry's pagemap in which those pages are not lazy
+ * (src/criu/pagemap-image.ts): later lazy restores stage that copy instead of the entry's,
+ * and CRIU reads those pages into place before the app runs. The copy is made once, when the
+ * pages are learned: rewriting the pagemap on each restore cost a fresh process 7-14 ms.
+ *
+ * A copy is used only while the entry's pagemap is the very file it was made from (same
+ * inode, size and mtime; the learning restore's staged link is that file): an entry replaced
+ * meanwhile never gets another image's layout. Its pages still come from the entry's pages
+ * image. A missing, damaged or foreign hint leaves a restore as lazy as it was.
+ */
+export const HOT_PAGES_FILE = "hot-pages.json";
+
+/** At most this many pages (64 MiB) per entry: a start that touched more (a full GC) is
+ * better served lazily than read up front. */
+export const MAX_HOT_PAGES = 16_384;
+
+/** A process's pagemap with its hot pages made eager, beside the entry's manifest. */
+export interface HotPagemap {
+  /** The image file it stands in for (pagemap-<pid>.img). */
+  readonly name: string;
+  readonly path: string;
+  readonly eagerPages: number;
+}
+
+interface FileIdentity {
+  readonly ino: number;
+  readonly size: number;
+  readonly mtimeMs: number;
+}
+
+interface HotPagesFile {
+  readonly version: 1;
+  /** PID in the images -> the pagemap the copy was made from, and what the copy makes eager. */
+  readonly processes: Readonly<
+    Record<string, { readonly pagemap: FileIdentity; readonly eagerPages: number }>
+  >;
+}
+
+function pagemapName(pid: number): string {
+  return `pagemap-${pid}.img`;
+}
+
+function hotPagemapName(pid: number): string {
+  return `hot-pagemap-${pid}.img`;
+}
+
+function identityOf(stat: Stats): FileIdentity {
+  return { ino: stat.ino, size: stat.size, mtimeMs: stat.mtimeMs };
+}
+
+function isSameFile(stat: Stats, identity: FileIdentity): boolean {
+  return stat.ino === identity.ino && stat.size === identity.size && stat.mtimeMs === identity.mtimeMs;
+}
+
+/**
+ * The entry's hot pagemaps that still belong to its images: regular files of ours that
+ * nobody else can read or write, made from the pagemap the entry has now. Empty when the
+ * entry has none (never restored lazily, or the learning restore found nothing).
+ */
+export function findHotPagemaps(entryDir: string, imagesDir: string): HotPagemap[] {
+  const parsed = readOwnedJson(join(entryDir, HOT_PAGES_FILE)) as Partial<HotPagesFile> | undefined;
+  if (parsed?.version !== 1 || typeof parsed.processes !== "object" || parsed.processes === null) return [];
+  const found: HotPagemap[] = [];
+  for (const [key, process] of Object.entries(parsed.processes)) {
+    const pid = Number(key);
+    const { pagemap, eagerPages } = process ?? {};
+    if (!/^\d+$/.test(key) || !pagemap || !Number.isSafeInteger(eagerPages)) continue;
+    const path = join(entryDir, hotPagemapName(pid));
+    let original: Stats;
+    try {
+      original = lstatSync(join(imagesDir, pagemapName(pid)));
+    } catch {
+      continue;
+    }
+    if (!original.isFile() || !isSameFile(original, pagemap)) continue;
+    if (describeUnsafePath(path, "file", 0o077)) continue;
+    found.push({ name: pagemapName(pid), path, eagerPages: eagerPages ?? 0 });
+  }
+  return found;
+}
+
+/**
+ * After a learning restore: for each process, the pages it faulted on (in the order of the
+ * faults, the first MAX_HOT_PAGES of them all), and a copy of its pagemap with those pages
+ * eager, made from the learning restore's staged link, and kept only if the entry still has
+ * that file. Best effort, as the entry's stats are: the entry may be gone by now, and a lost
+ * hint only costs the next restore its faults. Returns how many pages the copies make eager.
+ */
+export function keepHotPages(
+  entryDir: string,
+  imagesDir: string,
+  stagedDir: string,
+  faults: ReadonlyMap<number, readonly number[]>,
+): number {
+  const processes: Record<string, HotPagesFile["processes"][string]> = {};
+  let budget = MAX_HOT_PAGES;
+  let kept = 0;
+  for (const [pid, pages] of faults) {
+    const chosen = [...new Set(pages)].slice(0, budget);
+    budget -= chosen.length;
+    const staged = join(stagedDir, pagemapName(pid));
+    let stat: Stats;
+    let image: Buffer;
+    try {
+      stat = lstatSync(staged);
+      if (describeUnsafeStat(staged, stat, "file", 0o077)) continue;
+      // The staged link and the entry's file are one inode, or the entry changed meanwhile.
+      if (lstatSync(join(imagesDir, pagemapName(pid))).ino !== stat.ino) continue;
+      image = readFileSync(staged);
+    } catch {
+      continue;
+    }
+    const eager = makePagesEager(image, toRuns(chosen));
+    if (!eager || !writePrivately(join(entryDir, hotPagemapName(pid)), eager.image)) continue;
+    processes[String(pid)] = { pagemap: identityOf(stat), eagerPages: eager.eagerPages };
+    kept += eager.eagerPages;
+  }
+  if (kept === 0) return 0;
+  const file: HotPagesFile = { version: 1, processes };
+  return writePrivately(join(entryDir, HOT_PAGES_FILE), `${JSON.stringify(file)}\n`) ? kept : 0;
+}
+
+function toRuns(pages: readonly number[]): PageRun[] {
+  const runs: { first: number; count: number }[] = [];
+  for (const page of [...pages].sort((a, b) => a - b)) {
+    const last = runs.at(-1);
+    if (last && last.first + last.count === page) last.count++;
+    else runs.push({ first: page, count: 1 });
+  }
+  return runs;
+}
+
+/** Beside the final file and renamed over it, so that a reader never sees half of it. */
+function writePrivately(path: string, content: string | Buffer): boolean {
+  const tmp = `${path}.${process.pid}-${randomBytes(4).toString("hex")}.tmp`;
+  try {
+    writeFileSync(tmp, content, { mode: 0o600, flag: "wx" });
+    renameSync(tmp, path);
+    return true;
+  } catch {
+    rmSync(tmp, { force: true });
+    return false;
+  }
+}
