@@ -430,10 +430,23 @@ interface StagedImages {
 function stageImages(entry: CacheEntry, workDir: string, hot: readonly HotPagemap[]): StagedImages {
   const dir = join(workDir, "images");
   mkdirSync(dir, { mode: 0o700 });
-  const hotByName = new Map(hot.map((pagemap) => [pagemap.name, pagemap]));
-  for (const name of Object.keys(entry.manifest.files))
-    linkSync(hotByName.get(name)?.path ?? join(entry.imagesDir, name), join(dir, name));
-  return { dir, eagerPages: hot.reduce((sum, pagemap) => sum + pagemap.eagerPages, 0) };
+  let eagerPages = 0;
+  for (const name of Object.keys(entry.manifest.files)) {
+    const pagemap = hot.find((candidate) => candidate.name === name);
+    if (pagemap && tryLink(pagemap.path, join(dir, name))) eagerPages += pagemap.eagerPages;
+    else linkSync(join(entry.imagesDir, name), join(dir, name));
+  }
+  return { dir, eagerPages };
+}
+
+/** A hint gone meanwhile (its entry replaced, pruned) is no reason not to restore. */
+function tryLink(existing: string, path: string): boolean {
+  try {
+    linkSync(existing, path);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function readChildren(pid: number): number[] {
