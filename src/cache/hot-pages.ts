@@ -76,9 +76,9 @@ export function findHotPagemaps(entryDir: string, imagesDir: string): HotPagemap
   const parsed = readOwnedJson(join(entryDir, HOT_PAGES_FILE)) as Partial<HotPagesFile> | undefined;
   if (parsed?.version !== 1 || typeof parsed.processes !== "object" || parsed.processes === null) return [];
   const found: HotPagemap[] = [];
-  for (const [key, process] of Object.entries(parsed.processes)) {
+  for (const [key, record] of Object.entries(parsed.processes)) {
     const pid = Number(key);
-    const { pagemap, eagerPages } = process ?? {};
+    const { pagemap, eagerPages } = record ?? {};
     if (!/^\d+$/.test(key) || !pagemap || !Number.isSafeInteger(eagerPages)) continue;
     const path = join(entryDir, hotPagemapName(pid));
     let original: Stats;
