@@ -67,14 +67,20 @@ function isSameFile(stat: Stats, identity: FileIdentity): boolean {
   return stat.ino === identity.ino && stat.size === identity.size && stat.mtimeMs === identity.mtimeMs;
 }
 
-/**
- * The entry's hot pagemaps that still belong to its images: regular files of ours that
- * nobody else can read or write, made from the pagemap the entry has now. Empty when the
- * entry has none (never restored lazily, or the learning restore found nothing).
- */
-export function findHotPagemaps(entryDir: string, imagesDir: string): HotPagemap[] {
+/** What the entry's first lazy restore learned, as far as it still holds. */
+export interface HotPages {
+  /** A lazy restore of this entry has learned (even if no page was worth keeping): later
+   * ones need not log every fault again. */
+  readonly isLearned: boolean;
+  /** Regular files of ours that nobody else can read or write, made from the pagemaps the
+   * entry has now. */
+  readonly pagemaps: readonly HotPagemap[];
+}
+
+export function findHotPages(entryDir: string, imagesDir: string): HotPages {
   const parsed = readOwnedJson(join(entryDir, HOT_PAGES_FILE)) as Partial<HotPagesFile> | undefined;
-  if (parsed?.version !== 1 || typeof parsed.processes !== "object" || parsed.processes === null) return [];
+  if (parsed?.version !== 1 || typeof parsed.processes !== "object" || parsed.processes === null)
+    return { isLearned: false, pagemaps: [] };
   const found: HotPagemap[] = [];
   for (const [key, record] of Object.entries(parsed.processes)) {
     const pid = Number(key);
@@ -91,15 +97,17 @@ export function findHotPagemaps(entryDir: string, imagesDir: string): HotPagemap
     if (describeUnsafePath(path, "file", 0o077)) continue;
     found.push({ name: pagemapName(pid), path, eagerPages: eagerPages ?? 0 });
   }
-  return found;
+  return { isLearned: true, pagemaps: found };
 }
 
 /**
  * After a learning restore: for each process, the pages it faulted on (in the order of the
  * faults, the first MAX_HOT_PAGES of them all), and a copy of its pagemap with those pages
- * eager, made from the learning restore's staged link, and kept only if the entry still has
- * that file. Best effort, as the entry's stats are: the entry may be gone by now, and a lost
- * hint only costs the next restore its faults. Returns how many pages the copies make eager.
+ * eager, made from the learning restore's staged link; and the record that the entry has
+ * learned, even when no page was kept (nothing faulted before the background copy got there).
+ * Nothing is kept unless the entry still holds the images that restore staged. Best effort,
+ * as the entry's stats are: the entry may be gone by now, and a lost hint only costs the next
+ * restore its faults. Returns how many pages the copies make eager.
  */
 export function keepHotPages(
   entryDir: string,
@@ -107,6 +115,9 @@ export function keepHotPages(
   stagedDir: string,
   faults: ReadonlyMap<number, readonly number[]>,
 ): number {
+  // Every image is staged as a hard link of the entry's file (a hot pagemap aside, and this
+  // restore had none): CRIU's inventory image is in every dump.
+  if (!isSameInode(join(stagedDir, INVENTORY_IMAGE), join(imagesDir, INVENTORY_IMAGE))) return 0;
   const processes: Record<string, HotPagesFile["processes"][string]> = {};
   let budget = MAX_HOT_PAGES;
   let kept = 0;
@@ -119,8 +130,6 @@ export function keepHotPages(
     try {
       stat = lstatSync(staged);
       if (describeUnsafeStat(staged, stat, "file", 0o077)) continue;
-      // The staged link and the entry's file are one inode, or the entry changed meanwhile.
-      if (lstatSync(join(imagesDir, pagemapName(pid))).ino !== stat.ino) continue;
       image = readFileSync(staged);
     } catch {
       continue;
@@ -130,9 +139,20 @@ export function keepHotPages(
     processes[String(pid)] = { pagemap: identityOf(stat), eagerPages: eager.eagerPages };
     kept += eager.eagerPages;
   }
-  if (kept === 0) return 0;
   const file: HotPagesFile = { version: 1, processes };
   return writePrivately(join(entryDir, HOT_PAGES_FILE), `${JSON.stringify(file)}\n`) ? kept : 0;
+}
+
+const INVENTORY_IMAGE = "inventory.img";
+
+function isSameInode(a: string, b: string): boolean {
+  try {
+    const first = lstatSync(a);
+    const second = lstatSync(b);
+    return first.isFile() && first.ino === second.ino && first.dev === second.dev;
+  } catch {
+    return false;
+  }
 }
 
 function toRuns(pages: readonly number[]): PageRun[] {

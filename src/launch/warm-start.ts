@@ -4,7 +4,7 @@ import { Socket } from "node:net";
 import { join } from "node:path";
 import { Readable, type Writable } from "node:stream";
 import type { CacheEntry } from "../cache/entry-store.js";
-import { findHotPagemaps, type HotPagemap, keepHotPages } from "../cache/hot-pages.js";
+import { findHotPages, type HotPagemap, keepHotPages } from "../cache/hot-pages.js";
 import { readCriuErrors } from "../criu/criu-log.js";
 import { KERNDAT_TARGET } from "../criu/kerndat-cache.js";
 import {
@@ -105,9 +105,9 @@ export async function startWarm(options: WarmStartOptions): Promise<WarmStartOut
     logPath: options.logPath,
   });
   let staged: StagedImages;
-  const hot = options.isLazy ? findHotPagemaps(options.entry.dir, options.entry.imagesDir) : [];
+  const hot = options.isLazy ? findHotPages(options.entry.dir, options.entry.imagesDir) : undefined;
   try {
-    staged = stageImages(options.entry, options.workDir, hot);
+    staged = stageImages(options.entry, options.workDir, hot?.pagemaps ?? []);
   } catch (error) {
     // A file of the entry gone (removed behind the cache's back) condemns the snapshot; any
     // other failure (no space or inodes for the links, a read-only runtime directory) is this
@@ -120,7 +120,7 @@ export async function startWarm(options: WarmStartOptions): Promise<WarmStartOut
   const imagesDir = staged.dir;
   // Learned on the first lazy restore of the entry that warmstart outlives (a detached
   // launch's daemon outlives it): its daemon logs every fault it serves.
-  const isLearning = options.isLazy && hot.length === 0 && !options.isDetached;
+  const isLearning = hot?.isLearned === false && !options.isDetached;
   let lazy: LazyPagesDaemon | undefined;
   if (options.isLazy) {
     const started = await startLazyPagesDaemon(
@@ -150,7 +150,7 @@ export async function startWarm(options: WarmStartOptions): Promise<WarmStartOut
     : !isLearning
       ? daemon.done
       : daemon.faults.then((faults) => {
-          if (faults && faults.size > 0) keepHotPages(entry.dir, entry.imagesDir, imagesDir, faults);
+          if (faults) keepHotPages(entry.dir, entry.imagesDir, imagesDir, faults);
         });
   return {
     ...outcome,

@@ -14,7 +14,7 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
-import { findHotPagemaps, HOT_PAGES_FILE, keepHotPages, MAX_HOT_PAGES } from "../../src/cache/hot-pages.js";
+import { findHotPages, HOT_PAGES_FILE, keepHotPages, MAX_HOT_PAGES } from "../../src/cache/hot-pages.js";
 import { entriesOf, image, LAZY, PRESENT } from "./pagemap-fixture.js";
 
 const root = mkdtempSync(join(tmpdir(), "warmstart-unit-hot-pages-"));
@@ -41,21 +41,24 @@ function newEntry(lazyPages = 8) {
     { mode: 0o600 },
   );
   linkSync(pagemap, join(stagedDir, `pagemap-${PID}.img`));
-  return { dir, imagesDir, stagedDir, pagemap };
+  const inventory = join(imagesDir, "inventory.img");
+  writeFileSync(inventory, "CRIU's inventory", { mode: 0o600 });
+  linkSync(inventory, join(stagedDir, "inventory.img"));
+  return { dir, imagesDir, stagedDir, pagemap, inventory };
 }
 
 describe("an entry's hot pages", () => {
   test("are kept as a private copy of the pagemap with them eager, found while the pagemap is the same file", () => {
     const entry = newEntry();
     assert.deepEqual(
-      findHotPagemaps(entry.dir, entry.imagesDir),
+      findHotPages(entry.dir, entry.imagesDir).pagemaps,
       [],
       "an entry never restored lazily has none",
     );
     const faults = new Map([[PID, [FIRST_PAGE + 3, FIRST_PAGE + 2, 0x99999, FIRST_PAGE + 3]]]);
     assert.equal(keepHotPages(entry.dir, entry.imagesDir, entry.stagedDir, faults), 2);
     const hot = join(entry.dir, `hot-pagemap-${PID}.img`);
-    assert.deepEqual(findHotPagemaps(entry.dir, entry.imagesDir), [
+    assert.deepEqual(findHotPages(entry.dir, entry.imagesDir).pagemaps, [
       { name: `pagemap-${PID}.img`, path: hot, eagerPages: 2 },
     ]);
     assert.deepEqual(entriesOf(readFileSync(hot)).slice(1), [
@@ -75,18 +78,30 @@ describe("an entry's hot pages", () => {
     writeFileSync(`${entry.pagemap}.new`, readFileSync(entry.pagemap), { mode: 0o600 });
     rmSync(entry.pagemap);
     linkSync(`${entry.pagemap}.new`, entry.pagemap);
-    assert.deepEqual(findHotPagemaps(entry.dir, entry.imagesDir), []);
+    assert.deepEqual(findHotPages(entry.dir, entry.imagesDir).pagemaps, []);
   });
 
-  test("are not kept when the entry's pagemap is no longer the one the restore staged", () => {
+  test("are not kept when the entry no longer holds the images the restore staged", () => {
     const entry = newEntry();
-    rmSync(entry.pagemap);
-    writeFileSync(entry.pagemap, readFileSync(join(entry.stagedDir, `pagemap-${PID}.img`)), { mode: 0o600 });
+    // Replaced meanwhile (a --refresh): another dump's files under the same names.
+    rmSync(entry.inventory);
+    writeFileSync(entry.inventory, "another dump's inventory", { mode: 0o600 });
     assert.equal(
       keepHotPages(entry.dir, entry.imagesDir, entry.stagedDir, new Map([[PID, [FIRST_PAGE]]])),
       0,
     );
     assert.deepEqual(readdirSync(entry.dir).sort(), ["images", "staged"]);
+    assert.deepEqual(findHotPages(entry.dir, entry.imagesDir), { isLearned: false, pagemaps: [] });
+  });
+
+  test("a learning restore that faulted on no lazy page is recorded, so that the next one does not learn again", () => {
+    const entry = newEntry();
+    assert.equal(keepHotPages(entry.dir, entry.imagesDir, entry.stagedDir, new Map([[PID, [0x99999]]])), 0);
+    assert.deepEqual(findHotPages(entry.dir, entry.imagesDir), { isLearned: true, pagemaps: [] });
+    const other = newEntry();
+    assert.equal(keepHotPages(other.dir, other.imagesDir, other.stagedDir, new Map()), 0);
+    assert.deepEqual(findHotPages(other.dir, other.imagesDir), { isLearned: true, pagemaps: [] });
+    assert.deepEqual(readdirSync(other.dir).sort(), [HOT_PAGES_FILE, "images", "staged"]);
   });
 
   test("keep the first pages faulted on, up to the limit", () => {
@@ -111,18 +126,18 @@ describe("an entry's hot pages", () => {
     const kept = readFileSync(record, "utf8");
     for (const text of ["{", '{"version":2,"processes":{}}', `{"version":1,"processes":{"${PID}":{}}}`]) {
       writeFileSync(record, text, { mode: 0o600 });
-      assert.deepEqual(findHotPagemaps(entry.dir, entry.imagesDir), [], text);
+      assert.deepEqual(findHotPages(entry.dir, entry.imagesDir).pagemaps, [], text);
     }
     writeFileSync(record, kept, { mode: 0o600 });
-    assert.equal(findHotPagemaps(entry.dir, entry.imagesDir).length, 1);
+    assert.equal(findHotPages(entry.dir, entry.imagesDir).pagemaps.length, 1);
     chmodSync(record, 0o666);
-    assert.deepEqual(findHotPagemaps(entry.dir, entry.imagesDir), [], "a record others can write");
+    assert.deepEqual(findHotPages(entry.dir, entry.imagesDir).pagemaps, [], "a record others can write");
     chmodSync(record, 0o600);
     const copy = join(entry.dir, `hot-pagemap-${PID}.img`);
     chmodSync(copy, 0o644);
-    assert.deepEqual(findHotPagemaps(entry.dir, entry.imagesDir), [], "a copy others can read");
+    assert.deepEqual(findHotPages(entry.dir, entry.imagesDir).pagemaps, [], "a copy others can read");
     rmSync(copy);
     symlinkSync(entry.pagemap, copy);
-    assert.deepEqual(findHotPagemaps(entry.dir, entry.imagesDir), [], "a copy that is a symlink");
+    assert.deepEqual(findHotPages(entry.dir, entry.imagesDir).pagemaps, [], "a copy that is a symlink");
   });
 });
