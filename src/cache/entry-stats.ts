@@ -1,6 +1,5 @@
-import { randomBytes } from "node:crypto";
-import { renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { replacePrivateFile } from "./private-file.js";
 import { readOwnedJson } from "./read-owned-json.js";
 
 /**
@@ -127,15 +126,11 @@ export function recordRuleColdLaunch(entryDir: string, coldReadyMs: number): Ent
 }
 
 function writeStats(entryDir: string, stats: EntryStats): EntryStats | undefined {
-  // Written beside the final file and renamed over it, so a reader never sees half of it.
-  // No fsync: after a crash a lost update only costs a slightly wrong count.
-  const tmp = join(entryDir, `.${STATS_FILE}.${process.pid}-${randomBytes(4).toString("hex")}.tmp`);
+  // After a crash a lost update only costs a slightly wrong count.
   try {
-    writeFileSync(tmp, `${JSON.stringify(stats, null, 2)}\n`, { mode: 0o600, flag: "wx" });
-    renameSync(tmp, join(entryDir, STATS_FILE));
+    replacePrivateFile(join(entryDir, STATS_FILE), `${JSON.stringify(stats, null, 2)}\n`);
     return stats;
   } catch {
-    rmSync(tmp, { force: true });
     return undefined;
   }
 }

@@ -1,15 +1,7 @@
 import { createHash } from "node:crypto";
-import {
-  type BigIntStats,
-  createReadStream,
-  existsSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from "node:fs";
+import { type BigIntStats, createReadStream, existsSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { replacePrivateFile } from "./private-file.js";
 
 /** Each memo file keeps this many facts, most recently used first; a fact costs ~200 bytes. */
 export const MAX_MEMO_ENTRIES = 20_000;
@@ -131,14 +123,11 @@ class MemoFile {
 
   async save(): Promise<boolean> {
     if (!this.#isDirty) return true;
-    const tmp = `${this.#path}.${process.pid}.tmp`;
     try {
-      writeFileSync(tmp, JSON.stringify(await this.#boundedEntries()), { mode: 0o600 });
-      renameSync(tmp, this.#path);
+      replacePrivateFile(this.#path, JSON.stringify(await this.#boundedEntries()));
       this.#isDirty = false;
       return true;
     } catch {
-      rmSync(tmp, { force: true });
       return false;
     }
   }

@@ -1,8 +1,8 @@
-import { randomBytes } from "node:crypto";
-import { lstatSync, readFileSync, renameSync, rmSync, type Stats, writeFileSync } from "node:fs";
+import { lstatSync, readFileSync, type Stats } from "node:fs";
 import { join } from "node:path";
 import { makePagesEager, type PageRun } from "../criu/pagemap-image.js";
 import { describeUnsafePath, describeUnsafeStat } from "./cache-dir.js";
+import { replacePrivateFile } from "./private-file.js";
 import { readOwnedJson } from "./read-owned-json.js";
 
 /**
@@ -37,6 +37,7 @@ export interface HotPagemap {
   readonly eagerPages: number;
 }
 
+/** Not an input's FileStamp: its ctime moves whenever a restore links or unlinks the file. */
 interface FileIdentity {
   readonly ino: number;
   readonly size: number;
@@ -165,15 +166,12 @@ function toRuns(pages: readonly number[]): PageRun[] {
   return runs;
 }
 
-/** Beside the final file and renamed over it, so that a reader never sees half of it. */
+/** Best effort, as the rest of the hint: false when it could not be written. */
 function writePrivately(path: string, content: string | Buffer): boolean {
-  const tmp = `${path}.${process.pid}-${randomBytes(4).toString("hex")}.tmp`;
   try {
-    writeFileSync(tmp, content, { mode: 0o600, flag: "wx" });
-    renameSync(tmp, path);
+    replacePrivateFile(path, content);
     return true;
   } catch {
-    rmSync(tmp, { force: true });
     return false;
   }
 }

@@ -1,7 +1,6 @@
-import { randomBytes } from "node:crypto";
-import { renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { makeDirectories } from "./cache-dir.js";
+import { replacePrivateFile } from "./private-file.js";
 import { readOwnedJson } from "./read-owned-json.js";
 
 /**
@@ -42,13 +41,7 @@ export function saveStartFixes(cacheDir: string, baseKey: string, fixes: StartFi
   const problem = makeDirectories(join(cacheDir, FIXES_DIR), 0o700);
   if (problem) throw new Error(problem);
   const path = fixesPath(cacheDir, baseKey);
-  const temporary = `${path}.${randomBytes(6).toString("hex")}.tmp`;
-  try {
-    writeFileSync(temporary, JSON.stringify({ env, reason: fixes.reason }), { mode: 0o600, flag: "wx" });
-    renameSync(temporary, path);
-  } finally {
-    rmSync(temporary, { force: true });
-  }
+  replacePrivateFile(path, JSON.stringify({ env, reason: fixes.reason }));
 }
 
 export function readStartFixes(cacheDir: string, baseKey: string): StartFixes | undefined {

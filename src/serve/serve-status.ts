@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { makeDirectories } from "../cache/cache-dir.js";
 import {
@@ -8,6 +8,7 @@ import {
   OWNER_TAG_SOURCE,
   parseOwnerTag,
 } from "../cache/owner-stamp.js";
+import { replacePrivateFile } from "../cache/private-file.js";
 
 /** What a running `warmstart serve` says about itself, for `warmstart ls`. */
 export interface ServeStatus {
@@ -49,9 +50,7 @@ export class ServeStatusFile {
 
   write(status: ServeStatus): void {
     try {
-      const temporary = `${this.path}.tmp`;
-      writeFileSync(temporary, `${JSON.stringify(status)}\n`, { mode: 0o600 });
-      renameSync(temporary, this.path);
+      replacePrivateFile(this.path, `${JSON.stringify(status)}\n`);
     } catch {
       // `ls` shows less; serving goes on.
     }
