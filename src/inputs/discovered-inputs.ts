@@ -3,6 +3,7 @@ import { readdirSync, statSync } from "node:fs";
 import { sep } from "node:path";
 import { type FileHashIndex, INPUT_PURPOSES } from "../cache/file-hash.js";
 import { parseInputPattern } from "../cache/input-files.js";
+import { decodePath, pathStart } from "./input-line.js";
 import { findMovedLines } from "./native-stamps.js";
 import type { RecordedFile, RecorderMode, RecordingOutcome } from "./recorder.js";
 import { type FileStamp, isSameStamp, toStamp } from "./stamp.js";
@@ -98,18 +99,6 @@ function byPath(a: string, b: string): number {
   const pathA = decodePath(a);
   const pathB = decodePath(b);
   return pathA < pathB ? -1 : pathA > pathB ? 1 : 0;
-}
-
-const FIELDS_BEFORE_PATH = 7;
-
-function pathStart(line: string): number {
-  let index = -1;
-  for (let field = 0; field < FIELDS_BEFORE_PATH; field++) index = line.indexOf(" ", index + 1);
-  return index + 1;
-}
-
-export function decodePath(line: string): string {
-  return line.slice(pathStart(line));
 }
 
 /** The paths an entry's discovered inputs name (for `ls --json`, `verify`, `--watch`). */

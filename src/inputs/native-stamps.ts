@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { distPath } from "../dist-paths.js";
 import { loadKoffiNative } from "../exec/koffi-native.js";
+import { FIELDS_BEFORE_PATH } from "./input-line.js";
 
 /** Built from src/inputs/native/input-stamps.c by scripts/build-native.sh, when a C compiler is there. */
 export const INPUT_STAMPS_LIBRARY = "native/input-stamps.so";
@@ -58,13 +59,11 @@ export function describeNativeStampsUnavailable(): string | undefined {
 const MAGIC = "WSSTAMP2";
 const HEADER_SIZE = 16;
 const NUMBERS_PER_LINE = 5;
-const FIELDS_BEFORE_PATH = 7;
 const KIND_CODES = new Set(["f", "d", "a"].map((kind) => kind.charCodeAt(0)));
 const UNUSABLE_KIND = "?".charCodeAt(0);
 
 /**
- * The discovered-input lines ("<kind> <dev> <ino> <size> <mtimeMs> <ctimeMs> <sha256> <path>")
- * as the library reads them, so that it compares doubles instead of parsing text (strtod was
+ * The discovered-input lines (input-line.ts) as the library reads them, so that it compares doubles instead of parsing text (strtod was
  * an eighth of its call). In this machine's byte order: "WSSTAMP2" and the double 1.0 (a
  * reader of the other order sees another number and refuses), then the five numbers of every
  * line as Number() gives them (exactly what the JavaScript check compares), then every line's

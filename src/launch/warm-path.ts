@@ -33,7 +33,7 @@ import { findPortHolders, listListeningSockets, readTreeSocketInodes } from "./p
 import { pullOnMiss } from "./remote-steps.js";
 import { stopOnAbort } from "./stop-on-abort.js";
 import { recheckableProbes, waitForReadiness } from "./wait-for-readiness.js";
-import { startWarm } from "./warm-start.js";
+import { type HotPagesUse, startWarm } from "./warm-start.js";
 
 type State<S extends LaunchState["step"]> = Extract<LaunchState, { step: S }>;
 
@@ -193,7 +193,7 @@ export async function restoreSnapshot(
   return { step: "checking-ready", session, cache, entry, restored };
 }
 
-function describeHotPages(hot: { readonly eagerPages: number } | { readonly isLearning: true }): string {
+function describeHotPages(hot: HotPagesUse): string {
   if ("isLearning" in hot) return "lazily, learning which pages the app touches first";
   return `lazily, ${hot.eagerPages} pages read up front: those its first lazy restore faulted on`;
 }

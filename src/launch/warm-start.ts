@@ -61,6 +61,10 @@ export interface WarmStartOptions {
   readonly notifyRedirect?: { readonly dir: string; readonly oldPath: string; readonly newPath: string };
 }
 
+/** A lazy restore's use of the entry's hot pages (src/cache/hot-pages.ts): how many it read
+ * up front, or that this restore learns them. */
+export type HotPagesUse = { readonly eagerPages: number } | { readonly isLearning: true };
+
 export type WarmStartOutcome =
   | {
       readonly restored: true;
@@ -69,9 +73,7 @@ export type WarmStartOutcome =
       readonly imagesReleased: Promise<void>;
       /** The lazy-pages daemon, which a detached launch leaves running. */
       readonly lazyPagesPid: number | undefined;
-      /** A lazy restore's use of the entry's hot pages (src/cache/hot-pages.ts): how many
-       * it read up front, or that this restore learns them. */
-      readonly hotPages: { readonly eagerPages: number } | { readonly isLearning: true } | undefined;
+      readonly hotPages: HotPagesUse | undefined;
     }
   | {
       readonly restored: false;
